@@ -1,0 +1,359 @@
+"""The cancel use cases: accept a request (API), then the workflow's steps.
+
+Each workflow step returns a small dict that the state machine routes on (`next`):
+SEND, RECONCILE, WAIT or SETTLE (with a `verdict`). Every step is safe to run twice.
+The one rule that keeps refunds single: once a cancel may have reached KCP, it is never
+sent again; its fate is settled by inquiry, or by an operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+from cancelflow import eligibility
+from cancelflow.clock import Clock, from_utc_text, to_utc_text
+from cancelflow.errors import Problem
+from cancelflow.gateway.port import CancelAnswer, CancelOrder, Gateway, InquiryAnswer, Outcome
+from cancelflow.models import (
+    TERMINAL,
+    Attempt,
+    Cancellation,
+    CancellationStatus,
+    RefundAccount,
+)
+from cancelflow.store.port import Conflict, InsufficientBalance, Store
+
+IDEMPOTENCY_TTL = timedelta(hours=48)  # promised: at least 24 hours
+
+
+class WorkflowStarter(Protocol):
+    def start(self, cancellation: Cancellation) -> str:
+        """Start (or find) the execution named by the cancellation id; returns its id."""
+        ...
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    reason_code: str
+    reason: str = ""
+    amount: int | None = None  # None: everything that is left
+    refund_account: RefundAccount | None = None
+
+    def fingerprint(self, tno: str) -> str:
+        """Same request, same fingerprint: how a replayed Idempotency-Key is recognised."""
+        account = self.refund_account
+        doc = {
+            "tno": tno,
+            "amount": self.amount,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+            "refund_account": [account.bank_code, account.number, account.holder]
+            if account
+            else None,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def new_cancellation_id() -> str:
+    # Also the execution name: letters, digits, underscore; sortable by time is not needed.
+    return "cnl_" + secrets.token_hex(12)
+
+
+# --- API side ----------------------------------------------------------------------------
+
+
+def request_cancellation(
+    store: Store,
+    starter: WorkflowStarter,
+    clock: Clock,
+    shop_id: str,
+    tno: str,
+    request: CancelRequest,
+    idempotency_key: str,
+) -> tuple[Cancellation, bool]:
+    """Accept a cancel and start its workflow. Returns (cancellation, created)."""
+    if not idempotency_key:
+        raise Problem("IDEMPOTENCY_KEY_REQUIRED")
+    fingerprint = request.fingerprint(tno)
+    replay = _replay(store, starter, shop_id, idempotency_key, fingerprint)
+    if replay:
+        return replay, False
+    payment = store.get_payment(shop_id, tno)
+    if payment is None:
+        raise Problem("PAYMENT_NOT_FOUND", f"No payment {tno} for this shop.")
+    # Answer what is clearly ineligible now; the workflow decides again, authoritatively.
+    decision = eligibility.decide(payment, request.amount)
+    if not decision.allowed:
+        code = decision.reasons[0]
+        raise Problem(code, reasons=list(decision.reasons))
+    now = clock.now()
+    cancellation = Cancellation(
+        shop_id=shop_id,
+        cancellation_id=new_cancellation_id(),
+        tno=tno,
+        status=CancellationStatus.REQUESTED,
+        reason_code=request.reason_code,
+        reason=request.reason,
+        created_at=now,
+        updated_at=now,
+        requested_amount=request.amount,
+        refund_account=request.refund_account,
+    )
+    try:
+        store.create_cancellation(cancellation, idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)
+    except Conflict:
+        # The same key raced us; answer as its replay.
+        replay = _replay(store, starter, shop_id, idempotency_key, fingerprint)
+        if replay:
+            return replay, False
+        raise
+    _start(starter, cancellation)
+    return cancellation, True
+
+
+def _replay(
+    store: Store, starter: WorkflowStarter, shop_id: str, key: str, fingerprint: str
+) -> Cancellation | None:
+    record = store.get_idempotency(shop_id, key)
+    if record is None:
+        return None
+    if record.body_hash != fingerprint:
+        raise Problem("IDEMPOTENCY_KEY_REUSED")
+    cancellation = store.get_cancellation(shop_id, record.cancellation_id)
+    if cancellation is None:  # the record outlived its cancellation: never expected
+        raise Problem("SERVICE_UNAVAILABLE", "Retry later.")
+    if cancellation.status is CancellationStatus.REQUESTED:
+        # The first call may have died between writing and starting: start again.
+        # Standard workflows start once per name, so this never runs it twice.
+        _start(starter, cancellation)
+    return cancellation
+
+
+def _start(starter: WorkflowStarter, cancellation: Cancellation) -> None:
+    try:
+        starter.start(cancellation)
+    except Exception as error:  # the cancel is recorded; the same key will start it
+        raise Problem("SERVICE_UNAVAILABLE", "Retry with the same Idempotency-Key.") from error
+
+
+def get_cancellation(store: Store, shop_id: str, cancellation_id: str) -> Cancellation:
+    cancellation = store.get_cancellation(shop_id, cancellation_id)
+    if cancellation is None:
+        raise Problem("CANCELLATION_NOT_FOUND")
+    return cancellation
+
+
+# --- workflow steps ------------------------------------------------------------------------
+
+
+def _load(store: Store, shop_id: str, cancellation_id: str) -> Cancellation:
+    cancellation = store.get_cancellation(shop_id, cancellation_id)
+    if cancellation is None:
+        raise LookupError(f"cancellation {cancellation_id} not found")
+    return cancellation
+
+
+def settle_with(status: CancellationStatus, *reasons: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "next": "SETTLE",
+        "verdict": {"status": status.value, "reasons": list(reasons)} | fields,
+    }
+
+
+def _route_existing(cancellation: Cancellation) -> dict[str, Any] | None:
+    """Where a re-run step goes when an earlier run already moved the cancellation on."""
+    status = cancellation.status
+    if status in TERMINAL:
+        return settle_with(status)  # settling a settled cancellation does nothing
+    if status is CancellationStatus.RESERVED:
+        return {"next": "SEND"}
+    if status in (CancellationStatus.SENDING, CancellationStatus.RECONCILING):
+        return {"next": "RECONCILE", "tries": 0}
+    return None
+
+
+def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> dict[str, Any]:
+    """Judge eligibility and hold the amount against the payment's balance."""
+    cancellation = _load(store, shop_id, cancellation_id)
+    if cancellation.status is not CancellationStatus.REQUESTED:
+        return _route_existing(cancellation) or {"next": "SEND"}
+    payment = store.get_payment(shop_id, cancellation.tno)
+    if payment is None:
+        return settle_with(CancellationStatus.REJECTED, "PAYMENT_NOT_FOUND")
+    decision = eligibility.decide(payment, cancellation.requested_amount)
+    if not decision.allowed:
+        return settle_with(CancellationStatus.REJECTED, *decision.reasons)
+    try:
+        store.reserve(replace(cancellation, updated_at=clock.now()), decision.amount)
+    except InsufficientBalance:
+        return settle_with(CancellationStatus.REJECTED, "AMOUNT_EXCEEDS_BALANCE")
+    except Conflict:
+        return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": "SEND"}
+    return {"next": "SEND", "amount": decision.amount}
+
+
+NOT_SENT_TRIES = 3  # a cancel that never left is safe to try again at once
+
+
+def send(
+    store: Store, gateway: Gateway, clock: Clock, shop_id: str, cancellation_id: str
+) -> dict[str, Any]:
+    """Journal the cancel, send it once, classify the answer."""
+    cancellation = _load(store, shop_id, cancellation_id)
+    if cancellation.status is not CancellationStatus.RESERVED:
+        return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
+    payment = store.get_payment(shop_id, cancellation.tno)
+    if payment is None:
+        raise LookupError(f"payment {cancellation.tno} not found")
+    amount = cancellation.amount or 0
+    seq = len(cancellation.attempts) + 1
+    attempt = Attempt(seq=seq, kind="CANCEL", sent_at=clock.now())
+    try:
+        balance_before = store.begin_send(cancellation, attempt)
+    except Conflict:
+        return {"next": "RECONCILE", "tries": 0}  # a previous run may have sent it
+    cancellation = replace(
+        cancellation, status=CancellationStatus.SENDING, balance_before=balance_before
+    )
+    order = CancelOrder(
+        tno=cancellation.tno,
+        method=payment.method,
+        reason=cancellation.reason or cancellation.reason_code,
+        # KCP's full cancel (STSC) only while nothing was cancelled before; the rest of a
+        # partly cancelled payment is a partial cancel of the whole remaining balance.
+        amount=None if amount == payment.amount == balance_before else amount,
+        balance_before=balance_before,
+        refund_account=cancellation.refund_account,
+    )
+    for _ in range(NOT_SENT_TRIES):
+        answer = _call(gateway, order)
+        store.journal(cancellation, _completed(attempt, answer, clock))
+        if answer.outcome is not Outcome.NOT_SENT:
+            break
+        attempt = Attempt(seq=attempt.seq + 1, kind="CANCEL", sent_at=clock.now())
+        store.journal(cancellation, attempt)
+    gateway_fields = {"res_cd": answer.res_cd, "res_msg": answer.res_msg}
+    if answer.outcome is Outcome.SUCCEEDED:
+        return settle_with(
+            CancellationStatus.SUCCEEDED,
+            cancelled_at=to_utc_text(answer.cancelled_at or clock.now()),
+            partial_seq=answer.partial_seq,
+            **gateway_fields,
+        )
+    if answer.outcome is Outcome.DECLINED:
+        return settle_with(CancellationStatus.FAILED, "GATEWAY_DECLINED", **gateway_fields)
+    if answer.outcome is Outcome.NOT_SENT:
+        reason = "INVALID_REQUEST" if answer.detail.startswith("invalid") else "GATEWAY_UNREACHABLE"
+        return settle_with(CancellationStatus.FAILED, reason)
+    store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
+    return {"next": "RECONCILE", "tries": 0}
+
+
+def _call(gateway: Gateway, order: CancelOrder) -> CancelAnswer:
+    try:
+        return gateway.cancel(order)
+    except ValueError as invalid:  # refused by the client's own checks: nothing left
+        return CancelAnswer(Outcome.NOT_SENT, detail=f"invalid: {invalid}")
+    except Exception as error:  # after begin_send, anything unexpected may have reached KCP
+        return CancelAnswer(Outcome.UNKNOWN, detail=f"{type(error).__name__}")
+
+
+def _completed(attempt: Attempt, answer: Any, clock: Clock) -> Attempt:
+    return replace(
+        attempt,
+        outcome=answer.outcome.value,
+        res_cd=answer.res_cd,
+        res_msg=answer.res_msg,
+        detail=answer.detail,
+        completed_at=clock.now(),
+    )
+
+
+def reconcile(
+    store: Store,
+    gateway: Gateway,
+    clock: Clock,
+    shop_id: str,
+    cancellation_id: str,
+    tries: int,
+    max_tries: int,
+) -> dict[str, Any]:
+    """Ask KCP whether a cancel of unknown fate was applied, by its balance. Never resend."""
+    cancellation = _load(store, shop_id, cancellation_id)
+    if cancellation.status is CancellationStatus.RESERVED:
+        return settle_with(CancellationStatus.FAILED, "GATEWAY_UNREACHABLE")  # never sent
+    if cancellation.status in TERMINAL or cancellation.status is CancellationStatus.REQUESTED:
+        return _route_existing(cancellation) or settle_with(
+            CancellationStatus.FAILED, "INTERNAL_ERROR"
+        )
+    payment = store.get_payment(shop_id, cancellation.tno)
+    if payment is None:
+        raise LookupError(f"payment {cancellation.tno} not found")
+    tries += 1
+    last = tries >= max_tries
+    attempt = Attempt(seq=len(cancellation.attempts) + 1, kind="INQUIRY", sent_at=clock.now())
+    store.journal(cancellation, attempt)
+    try:
+        answer = gateway.inquire(cancellation.tno, payment.method)
+    except Exception as error:
+        answer = InquiryAnswer(Outcome.UNKNOWN, detail=type(error).__name__)
+    store.journal(cancellation, _completed(attempt, answer, clock))
+    before = cancellation.balance_before
+    expected_after = (before or 0) - (cancellation.amount or 0)
+    if answer.outcome is Outcome.SUCCEEDED and before is not None:
+        if answer.remaining_balance == expected_after:
+            return settle_with(
+                CancellationStatus.SUCCEEDED,
+                res_cd=answer.res_cd,
+                res_msg=answer.res_msg,
+                cancelled_at=to_utc_text(clock.now()),
+                confirmed_by="INQUIRY",
+            )
+        if answer.remaining_balance == before:
+            # Not applied yet. Only after the whole window has passed is it "not applied".
+            if last:
+                return settle_with(CancellationStatus.FAILED, "NOT_APPLIED")
+            return {"next": "WAIT", "tries": tries}
+        return settle_with(CancellationStatus.NEEDS_REVIEW, "BALANCE_MISMATCH")
+    if last:
+        return settle_with(CancellationStatus.NEEDS_REVIEW, "INQUIRY_FAILED")
+    return {"next": "WAIT", "tries": tries}
+
+
+def settle(
+    store: Store,
+    clock: Clock,
+    shop_id: str,
+    cancellation_id: str,
+    verdict: dict[str, Any],
+    execution_id: str = "",
+) -> dict[str, Any]:
+    """Write the terminal outcome and its effect on the payment. A settled one stays as is."""
+    cancellation = _load(store, shop_id, cancellation_id)
+    if cancellation.status not in TERMINAL:
+        cancelled_at = verdict.get("cancelled_at")
+        outcome = cancellation.with_status(
+            CancellationStatus(verdict["status"]),
+            reasons=tuple(verdict.get("reasons", ())),
+            res_cd=verdict.get("res_cd", cancellation.res_cd),
+            res_msg=verdict.get("res_msg", cancellation.res_msg),
+            cancelled_at=from_utc_text(cancelled_at) if cancelled_at else None,
+            partial_seq=verdict.get("partial_seq", ""),
+            execution_id=execution_id or cancellation.execution_id,
+            updated_at=clock.now(),
+        )
+        try:
+            store.settle(cancellation, outcome)
+        except Conflict:
+            pass  # settled by an earlier run of this step
+        cancellation = _load(store, shop_id, cancellation_id)
+    return {
+        "cancellation_id": cancellation_id,
+        "status": cancellation.status.value,
+        "reasons": list(cancellation.reasons),
+    }

@@ -1,0 +1,53 @@
+"""The one catalogue of errors a shop can see: stable codes, HTTP status, a plain title.
+
+Everything the API refuses is a Problem (RFC 9457 problem+json); `code` is the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# code: (HTTP status, title)
+CATALOGUE: dict[str, tuple[int, str]] = {
+    "MALFORMED_JSON": (400, "The request body is not valid JSON."),
+    "VALIDATION_FAILED": (400, "Some fields are missing or invalid."),
+    "IDEMPOTENCY_KEY_REQUIRED": (400, "Send an Idempotency-Key header with every cancellation."),
+    "UNAUTHORIZED": (401, "Missing or unknown API key."),
+    "NOT_FOUND": (404, "No such resource."),
+    "PAYMENT_NOT_FOUND": (404, "No payment with this tno for your shop."),
+    "CANCELLATION_NOT_FOUND": (404, "No cancellation with this id for your shop."),
+    "METHOD_NOT_ALLOWED": (405, "This method is not allowed here."),
+    "PAYMENT_CONFLICT": (409, "This tno is already registered with different details."),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "Send the body as application/json."),
+    "ALREADY_CANCELLED": (422, "The payment is already fully cancelled."),
+    "AMOUNT_EXCEEDS_BALANCE": (422, "The amount is more than the payment's cancellable balance."),
+    "IDEMPOTENCY_KEY_REUSED": (422, "This Idempotency-Key was used with a different request."),
+    "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry with the same Idempotency-Key."),
+    "INTERNAL_ERROR": (500, "Something went wrong on our side."),
+}
+
+
+class Problem(Exception):
+    """An error with a stable code that the API shows as problem+json."""
+
+    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
+        if code not in CATALOGUE:
+            raise KeyError(f"unknown problem code {code}")
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.status, self.title = CATALOGUE[code]
+        self.detail = detail or self.title
+        self.extra = extra
+
+    def body(self, instance: str = "") -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "type": f"https://cancelflow.dev/problems/{self.code.lower().replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            doc["instance"] = instance
+        doc.update(self.extra)
+        return doc

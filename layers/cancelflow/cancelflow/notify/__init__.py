@@ -1,0 +1,98 @@
+"""Outcome emails: what the customer and the shop read when a cancel ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cancelflow.clock import to_kst_text
+from cancelflow.models import Cancellation, CancellationStatus, Payment, Shop
+from cancelflow.reasons import explain
+
+
+@dataclass(frozen=True)
+class Email:
+    to: str
+    subject: str
+    body: str
+
+
+class Mailer(Protocol):
+    def send(self, email: Email) -> None: ...
+
+
+_SUBJECTS = {
+    "ko": {
+        CancellationStatus.SUCCEEDED: "[{shop}] 결제 취소가 완료되었습니다",
+        CancellationStatus.REJECTED: "[{shop}] 결제 취소 요청이 거절되었습니다",
+        CancellationStatus.FAILED: "[{shop}] 결제 취소를 처리하지 못했습니다",
+        CancellationStatus.NEEDS_REVIEW: "[{shop}] 결제 취소를 확인 중입니다",
+    },
+    "en": {
+        CancellationStatus.SUCCEEDED: "[{shop}] Your payment was cancelled",
+        CancellationStatus.REJECTED: "[{shop}] Your cancellation request was declined",
+        CancellationStatus.FAILED: "[{shop}] Your cancellation could not be completed",
+        CancellationStatus.NEEDS_REVIEW: "[{shop}] We are checking your cancellation",
+    },
+}
+
+_LABELS = {
+    "ko": {
+        "product": "상품",
+        "order": "주문번호",
+        "amount": "취소 금액",
+        "status": "처리 결과",
+        "reason": "사유",
+        "when": "처리 시각",
+        "id": "취소 번호",
+        "balance": "남은 결제 금액",
+        "footer": "문의는 {shop}({email})로 연락해 주세요.",
+        "shop_intro": "고객 결제의 취소 처리 결과입니다.",
+    },
+    "en": {
+        "product": "Product",
+        "order": "Order",
+        "amount": "Amount cancelled",
+        "status": "Outcome",
+        "reason": "Reason",
+        "when": "Time",
+        "id": "Cancellation",
+        "balance": "Remaining paid amount",
+        "footer": "Questions? Contact {shop} ({email}).",
+        "shop_intro": "The outcome of a cancellation of a customer's payment.",
+    },
+}
+
+
+def won(amount: int, lang: str) -> str:
+    return f"{amount:,}원" if lang == "ko" else f"KRW {amount:,}"
+
+
+def outcome_emails(shop: Shop, payment: Payment, cancellation: Cancellation) -> list[Email]:
+    """The customer's and the shop's email for a settled cancellation, in the shop's language."""
+    lang = shop.language if shop.language in _SUBJECTS else "ko"
+    labels = _LABELS[lang]
+    subject = _SUBJECTS[lang][cancellation.status].format(shop=shop.name)
+    refunded = (
+        (cancellation.amount or 0) if cancellation.status is CancellationStatus.SUCCEEDED else 0
+    )
+    lines = [
+        f"{labels['product']}: {payment.product_name}",
+        f"{labels['order']}: {payment.order_id}",
+        f"{labels['amount']}: {won(refunded, lang)}",
+        f"{labels['status']}: {cancellation.status.value}",
+    ]
+    lines += [
+        f"{labels['reason']}: {explain(code, lang)['message']}" for code in cancellation.reasons
+    ]
+    lines += [
+        f"{labels['when']}: {to_kst_text(cancellation.updated_at)}",
+        f"{labels['id']}: {cancellation.cancellation_id}",
+    ]
+    footer = labels["footer"].format(shop=shop.name, email=shop.email)
+    customer = Email(payment.buyer_email, subject, "\n".join([*lines, "", footer]) + "\n")
+    shop_lines = [labels["shop_intro"], "", f"tno: {payment.tno}", *lines]
+    if cancellation.res_cd:
+        shop_lines.append(f"KCP: {cancellation.res_cd} {cancellation.res_msg}")
+    shop_copy = Email(shop.email, subject, "\n".join(shop_lines) + "\n")
+    return [customer, shop_copy]

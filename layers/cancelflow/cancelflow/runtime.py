@@ -1,0 +1,115 @@
+"""Wiring: the adapters a Lambda needs, built once per container from its environment.
+
+Handlers import this; the domain modules never do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from functools import cache
+from typing import Any
+
+from cancelflow import aws
+from cancelflow.cancellations import WorkflowStarter
+from cancelflow.clock import SystemClock
+from cancelflow.gateway.port import Gateway, KcpCredentials
+from cancelflow.models import Cancellation, Shop
+from cancelflow.notify.ses import SesMailer
+from cancelflow.store.dynamodb import DynamoStore
+
+clock = SystemClock()
+
+
+def setting(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        raise RuntimeError(f"missing setting {name}")
+    return value
+
+
+@cache
+def store() -> DynamoStore:
+    return DynamoStore(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+@cache
+def mailer() -> SesMailer:
+    return SesMailer(aws.client("sesv2"), setting("MAIL_FROM"))
+
+
+def workflow_config() -> dict[str, int]:
+    """Timing knobs the state machine reads from its input (template parameters)."""
+    return {
+        "reconcile_wait_seconds": int(setting("RECONCILE_WAIT_SECONDS", "5")),
+        "reconcile_max_tries": int(setting("RECONCILE_MAX_TRIES", "3")),
+    }
+
+
+class StepFunctionsStarter(WorkflowStarter):
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self._sfn = client
+        self._arn = state_machine_arn
+
+    def execution_arn(self, name: str) -> str:
+        return self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def start(self, cancellation: Cancellation) -> str:
+        payload = {
+            "shop_id": cancellation.shop_id,
+            "cancellation_id": cancellation.cancellation_id,
+            "tno": cancellation.tno,
+            "config": workflow_config(),
+        }
+        try:
+            answer = self._sfn.start_execution(
+                stateMachineArn=self._arn,
+                name=cancellation.cancellation_id,
+                input=json.dumps(payload, sort_keys=True),
+            )
+            return str(answer["executionArn"])
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            return self.execution_arn(cancellation.cancellation_id)
+
+
+@cache
+def starter() -> StepFunctionsStarter:
+    return StepFunctionsStarter(aws.client("stepfunctions"), setting("CANCEL_STATE_MACHINE_ARN"))
+
+
+_CREDENTIALS_TTL = 300.0  # seconds a warm container trusts its cached KCP credentials
+_gateways: dict[str, tuple[float, Gateway]] = {}
+
+
+def gateway_for(shop: Shop) -> Gateway:
+    """The shop's KCP client, its credentials read by reference from Secrets Manager."""
+    from cancelflow.gateway.kcp import KcpGateway  # only the gateway Lambdas pay for it
+
+    cached = _gateways.get(shop.shop_id)
+    if cached and time.monotonic() - cached[0] < _CREDENTIALS_TTL:
+        return cached[1]
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=shop.kcp_secret_id)
+    doc = json.loads(secret["SecretString"])
+    credentials = KcpCredentials(
+        site_cd=doc["site_cd"],
+        cert_pem=doc["cert_pem"],
+        private_key_pem=doc["private_key_pem"],
+        key_password=doc["key_password"],
+        batch_group_id=doc.get("batch_group_id", ""),
+    )
+    gateway = KcpGateway(
+        credentials,
+        setting("KCP_BASE_URL"),
+        connect_timeout=float(setting("KCP_CONNECT_TIMEOUT", "3")),
+        read_timeout=float(setting("KCP_READ_TIMEOUT", "10")),
+    )
+    _gateways[shop.shop_id] = (time.monotonic(), gateway)
+    return gateway
+
+
+def shop(shop_id: str) -> Shop:
+    found = store().get_shop(shop_id)
+    if found is None:
+        raise LookupError(f"shop {shop_id} not found")
+    return found

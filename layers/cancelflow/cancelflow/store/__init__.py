@@ -1,0 +1,1 @@
+"""store port and adapters."""

@@ -1,0 +1,541 @@
+"""The Store on one DynamoDB table (single-table design; Query and GetItem only, never Scan).
+
+Keys (every key of a shop's data starts with the shop id, so one shop cannot reach another's):
+
+    shop            PK SHOP#{shop}                 SK PROFILE
+    API key         PK APIKEY#{sha256 of key}      SK APIKEY
+    payment         PK SHOP#{shop}#PAY#{tno}       SK PAYMENT
+                    GSI1 (history by approval time): SHOP#{shop}#PAYMENTS / {approved_at}#{tno}
+    cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
+                    GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
+    attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
+    idempotency     PK SHOP#{shop}#IDEM#{sha256}   SK IDEMPOTENCY     (TTL: expires_at)
+    subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
+                    GSI3 (sparse, due date): DUE#{date}#{shard} / {shop}#{id}
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from cancelflow.clock import from_utc_text, to_utc_text
+from cancelflow.models import (
+    Attempt,
+    Cancellation,
+    CancellationStatus,
+    Fulfillment,
+    Payment,
+    PaymentStatus,
+    PayMethod,
+    RefundAccount,
+    Shop,
+)
+from cancelflow.store.port import (
+    Conflict,
+    IdempotencyRecord,
+    InsufficientBalance,
+    PaymentBusy,
+)
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _payment_key(shop_id: str, tno: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#PAY#{tno}", "SK": "PAYMENT"}
+
+
+def _cancellation_key(shop_id: str, cancellation_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#CNL#{cancellation_id}", "SK": "CANCELLATION"}
+
+
+def _marshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: _de.deserialize(v) for k, v in item.items()}
+    return {k: int(v) if isinstance(v, Decimal) else v for k, v in out.items()}
+
+
+def _time(text: str | None) -> datetime | None:
+    return from_utc_text(text) if text else None
+
+
+def _text(moment: datetime | None) -> str | None:
+    return to_utc_text(moment) if moment else None
+
+
+class DynamoStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
+        answer = self._db.get_item(TableName=self._table, Key=_marshal(key), ConsistentRead=True)
+        return _unmarshal(answer["Item"]) if "Item" in answer else None
+
+    def shop_for_key(self, key_hash_hex: str) -> str | None:
+        item = self._get({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"})
+        return item["shop_id"] if item and item.get("active", True) else None
+
+    def get_shop(self, shop_id: str) -> Shop | None:
+        item = self._get({"PK": f"SHOP#{shop_id}", "SK": "PROFILE"})
+        if not item:
+            return None
+        return Shop(
+            shop_id=shop_id,
+            name=item["name"],
+            email=item["email"],
+            language=item.get("language", "ko"),
+            kcp_secret_id=item.get("kcp_secret_id", ""),
+        )
+
+    def get_payment(self, shop_id: str, tno: str) -> Payment | None:
+        item = self._get(_payment_key(shop_id, tno))
+        return _payment_from(item) if item else None
+
+    def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None:
+        item = self._get({"PK": f"SHOP#{shop_id}#IDEM#{key_hash(key)}", "SK": "IDEMPOTENCY"})
+        if not item:
+            return None
+        return IdempotencyRecord(item["body_hash"], item["cancellation_id"])
+
+    def get_cancellation(self, shop_id: str, cancellation_id: str) -> Cancellation | None:
+        pk = _cancellation_key(shop_id, cancellation_id)["PK"]
+        items = self._query_all(pk)
+        main = next((i for i in items if i["SK"] == "CANCELLATION"), None)
+        if main is None:
+            return None
+        attempts = [_attempt_from(i) for i in items if i["SK"].startswith("ATTEMPT#")]
+        return _cancellation_from(main, tuple(sorted(attempts, key=lambda a: a.seq)))
+
+    def _query_all(self, pk: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            items += [_unmarshal(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    # --- setup (seeding a shop; the product has no sign-up flow yet) ------------------
+
+    def put_shop(self, shop: Shop, api_keys: list[str]) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=_marshal(
+                {
+                    "PK": f"SHOP#{shop.shop_id}",
+                    "SK": "PROFILE",
+                    "name": shop.name,
+                    "email": shop.email,
+                    "language": shop.language,
+                    "kcp_secret_id": shop.kcp_secret_id,
+                }
+            ),
+        )
+        for secret in api_keys:
+            item: dict[str, Any] = {"PK": f"APIKEY#{key_hash(secret)}", "SK": "APIKEY"}
+            item |= {"shop_id": shop.shop_id, "active": True}
+            self._db.put_item(TableName=self._table, Item=_marshal(item))
+
+    # --- writing ---------------------------------------------------------------------
+
+    def put_payment(self, payment: Payment) -> bool:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=_marshal(_payment_item(payment)),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+            return True
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def create_cancellation(
+        self, cancellation: Cancellation, key: str, body_hash: str, expires_at: datetime
+    ) -> None:
+        shop = cancellation.shop_id
+        idem = {
+            "PK": f"SHOP#{shop}#IDEM#{key_hash(key)}",
+            "SK": "IDEMPOTENCY",
+            "body_hash": body_hash,
+            "cancellation_id": cancellation.cancellation_id,
+            "expires_at": int(expires_at.timestamp()),
+        }
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    self._put(idem, "attribute_not_exists(PK)"),
+                    self._put(_cancellation_item(cancellation), "attribute_not_exists(PK)"),
+                ]
+            )
+        except ClientError as e:
+            if _code(e) == "TransactionCanceledException":
+                raise Conflict("idempotency key already used") from e
+            raise
+
+    def reserve(self, cancellation: Cancellation, amount: int) -> None:
+        now = to_utc_text(cancellation.updated_at)
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    self._update(
+                        _cancellation_key(cancellation.shop_id, cancellation.cancellation_id),
+                        "SET #st = :reserved, amount = :amt, updated_at = :now",
+                        "#st = :requested",
+                        {":reserved": "RESERVED", ":amt": amount, ":now": now}
+                        | {":requested": "REQUESTED"},
+                    ),
+                    self._update(
+                        _payment_key(cancellation.shop_id, cancellation.tno),
+                        "SET available = available - :amt",
+                        "available >= :amt",
+                        {":amt": amount},
+                    ),
+                ]
+            )
+        except ClientError as e:
+            if _code(e) != "TransactionCanceledException":
+                raise
+            reasons = _reasons(e)
+            if reasons[0] == "ConditionalCheckFailed":
+                raise Conflict("cancellation is not REQUESTED") from e
+            raise InsufficientBalance() from e
+
+    def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
+        shop, cid = cancellation.shop_id, cancellation.cancellation_id
+        payment_key = _payment_key(shop, cancellation.tno)
+        payment = self._get(payment_key)
+        if payment is None:
+            raise Conflict("payment vanished")
+        balance = payment["balance"]
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    self._update(
+                        _cancellation_key(shop, cid),
+                        "SET #st = :sending, balance_before = :bal, updated_at = :now",
+                        "#st = :reserved",
+                        {":sending": "SENDING", ":reserved": "RESERVED", ":bal": balance}
+                        | {":now": to_utc_text(attempt.sent_at)},
+                    ),
+                    # The send lock: one cancel per payment at KCP at a time, so KCP's
+                    # balance before it is known and an inquiry can tell what happened.
+                    self._update(
+                        payment_key,
+                        "SET in_flight = :cid",
+                        "attribute_not_exists(in_flight) AND balance = :bal",
+                        {":cid": cid, ":bal": balance},
+                    ),
+                    self._put(_attempt_item(cancellation, attempt), "attribute_not_exists(PK)"),
+                ]
+            )
+        except ClientError as e:
+            if _code(e) != "TransactionCanceledException":
+                raise
+            reasons = _reasons(e)
+            if reasons[0] == "ConditionalCheckFailed" or reasons[2] == "ConditionalCheckFailed":
+                raise Conflict("cancellation is not RESERVED: it was sent before") from e
+            raise PaymentBusy() from e
+        return int(balance)
+
+    def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
+        self._db.put_item(
+            TableName=self._table, Item=_marshal(_attempt_item(cancellation, attempt))
+        )
+
+    def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(_cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
+                UpdateExpression="SET #st = :new, updated_at = :now",
+                ConditionExpression="NOT #st IN (:s1, :s2, :s3, :s4)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=_marshal(
+                    {":new": status.value, ":now": to_utc_text(cancellation.updated_at)}
+                    | _terminal_values()
+                ),
+            )
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise Conflict("cancellation is already terminal") from e
+            raise
+
+    def settle(self, cancellation: Cancellation, outcome: Cancellation) -> None:
+        shop, cid = cancellation.shop_id, cancellation.cancellation_id
+        items = [self._put(_cancellation_item(outcome), "NOT #st IN (:s1, :s2, :s3, :s4)")]
+        items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(_terminal_values())
+        held = cancellation.amount or 0
+        reserved = cancellation.status in (
+            CancellationStatus.RESERVED,
+            CancellationStatus.SENDING,
+            CancellationStatus.RECONCILING,
+        )
+        sent = cancellation.status in (CancellationStatus.SENDING, CancellationStatus.RECONCILING)
+        payment_key = _payment_key(shop, cancellation.tno)
+        lock = "REMOVE in_flight" if sent else ""
+        cond_lock = "in_flight = :cid" if sent else "attribute_exists(PK)"
+        lock_values = {":cid": cid} if sent else {}
+        if outcome.status is CancellationStatus.SUCCEEDED:
+            # KCP confirmed: the held amount leaves the balance for good.
+            items.append(
+                self._update(
+                    payment_key,
+                    ("SET balance = balance - :amt, #st = :pstatus " + lock).strip(),
+                    cond_lock,
+                    {":amt": held, ":pstatus": _payment_status_after(cancellation, held)}
+                    | lock_values,
+                )
+            )
+        elif outcome.status is CancellationStatus.NEEDS_REVIEW:
+            pass  # money may have moved: keep the hold and the lock until an operator decides
+        elif reserved:
+            # Refused or never applied: give the held amount back.
+            items.append(
+                self._update(
+                    payment_key,
+                    ("SET available = available + :amt " + lock).strip(),
+                    cond_lock,
+                    {":amt": held} | lock_values,
+                )
+            )
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if _code(e) == "TransactionCanceledException":
+                raise Conflict("cancellation already settled") from e
+            raise
+
+    # --- transaction pieces ----------------------------------------------------------
+
+    def _put(self, item: Mapping[str, Any], condition: str) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": _marshal(item),
+                "ConditionExpression": condition,
+            }
+        }
+
+    def _update(
+        self,
+        key: Mapping[str, str],
+        expression: str,
+        condition: str,
+        values: Mapping[str, Any],
+        names: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _marshal(key),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _marshal(values),
+        }
+        if names is None:  # "status" is a reserved word; name it only where it is used
+            names = {"#st": "status"} if "#st" in expression + condition else {}
+        if names:
+            update["ExpressionAttributeNames"] = dict(names)
+        return {"Update": update}
+
+
+def _payment_status_after(cancellation: Cancellation, amount: int) -> str:
+    before = cancellation.balance_before or 0
+    return (
+        PaymentStatus.CANCELLED.value
+        if before - amount <= 0
+        else PaymentStatus.PARTIALLY_CANCELLED.value
+    )
+
+
+def _terminal_values() -> dict[str, str]:
+    return {":s1": "SUCCEEDED", ":s2": "REJECTED", ":s3": "FAILED", ":s4": "NEEDS_REVIEW"}
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _reasons(error: ClientError) -> list[str]:
+    reasons = error.response.get("CancellationReasons") or []
+    codes = [r.get("Code", "None") for r in reasons]
+    return codes + ["None"] * (3 - len(codes))
+
+
+# --- item <-> domain -------------------------------------------------------------------
+
+
+def _payment_item(p: Payment) -> dict[str, Any]:
+    approved = to_utc_text(p.approved_at)
+    return _payment_key(p.shop_id, p.tno) | {
+        "GSI1PK": f"SHOP#{p.shop_id}#PAYMENTS",
+        "GSI1SK": f"{approved}#{p.tno}",
+        "type": "PAYMENT",
+        "shop_id": p.shop_id,
+        "tno": p.tno,
+        "order_id": p.order_id,
+        "amount": p.amount,
+        "tax_free_amount": p.tax_free_amount,
+        "method": p.method.value,
+        "product_name": p.product_name,
+        "product_name_lower": p.product_name.casefold(),
+        "buyer_email": p.buyer_email,
+        "buyer_name": p.buyer_name,
+        "escrow": p.escrow,
+        "items": list(p.items),
+        "approved_at": approved,
+        "registered_at": to_utc_text(p.registered_at),
+        "balance": p.balance,
+        "available": p.available,
+        "status": p.status.value,
+        "fulfillment": p.fulfillment.value,
+        "fulfillment_at": _text(p.fulfillment_at),
+    }
+
+
+def _payment_from(i: dict[str, Any]) -> Payment:
+    return Payment(
+        shop_id=i["shop_id"],
+        tno=i["tno"],
+        order_id=i["order_id"],
+        amount=i["amount"],
+        method=PayMethod(i["method"]),
+        product_name=i["product_name"],
+        buyer_email=i["buyer_email"],
+        buyer_name=i.get("buyer_name", ""),
+        approved_at=from_utc_text(i["approved_at"]),
+        registered_at=from_utc_text(i["registered_at"]),
+        tax_free_amount=i.get("tax_free_amount", 0),
+        escrow=i.get("escrow", False),
+        items=tuple(_plain(x) for x in i.get("items", [])),
+        balance=i["balance"],
+        available=i["available"],
+        status=PaymentStatus(i["status"]),
+        fulfillment=Fulfillment(i.get("fulfillment", "PROCESSING")),
+        fulfillment_at=_time(i.get("fulfillment_at")),
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cancellation_item(c: Cancellation) -> dict[str, Any]:
+    created = to_utc_text(c.created_at)
+    account = c.refund_account
+    return _cancellation_key(c.shop_id, c.cancellation_id) | {
+        "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
+        "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
+        "type": "CANCELLATION",
+        "shop_id": c.shop_id,
+        "cancellation_id": c.cancellation_id,
+        "tno": c.tno,
+        "status": c.status.value,
+        "reason_code": c.reason_code,
+        "reason": c.reason,
+        "created_at": created,
+        "updated_at": to_utc_text(c.updated_at),
+        "requested_amount": c.requested_amount,
+        "amount": c.amount,
+        "refund_account": (
+            {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
+            if account
+            else None
+        ),
+        "execution_id": c.execution_id or None,
+        "reasons": list(c.reasons),
+        "res_cd": c.res_cd,
+        "res_msg": c.res_msg,
+        "cancelled_at": _text(c.cancelled_at),
+        "partial_seq": c.partial_seq,
+        "balance_before": c.balance_before,
+    }
+
+
+def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Cancellation:
+    account = i.get("refund_account")
+    return Cancellation(
+        shop_id=i["shop_id"],
+        cancellation_id=i["cancellation_id"],
+        tno=i["tno"],
+        status=CancellationStatus(i["status"]),
+        reason_code=i["reason_code"],
+        reason=i.get("reason", ""),
+        created_at=from_utc_text(i["created_at"]),
+        updated_at=from_utc_text(i["updated_at"]),
+        requested_amount=i.get("requested_amount"),
+        amount=i.get("amount"),
+        refund_account=RefundAccount(**account) if account else None,
+        execution_id=i.get("execution_id", ""),
+        reasons=tuple(i.get("reasons", [])),
+        res_cd=i.get("res_cd", ""),
+        res_msg=i.get("res_msg", ""),
+        cancelled_at=_time(i.get("cancelled_at")),
+        partial_seq=i.get("partial_seq", ""),
+        balance_before=i.get("balance_before"),
+        attempts=attempts,
+    )
+
+
+def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:
+    sent = to_utc_text(a.sent_at)
+    return {
+        "PK": _cancellation_key(c.shop_id, c.cancellation_id)["PK"],
+        "SK": f"ATTEMPT#{a.seq:04d}",
+        "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
+        "GSI2SK": f"ATT#{sent}#{c.cancellation_id}#{a.seq:04d}",
+        "type": "ATTEMPT",
+        "cancellation_id": c.cancellation_id,
+        "seq": a.seq,
+        "kind": a.kind,
+        "sent_at": sent,
+        "outcome": a.outcome,
+        "res_cd": a.res_cd,
+        "res_msg": a.res_msg,
+        "detail": a.detail,
+        "completed_at": _text(a.completed_at),
+    }
+
+
+def _attempt_from(i: dict[str, Any]) -> Attempt:
+    return Attempt(
+        seq=i["seq"],
+        kind=i["kind"],
+        sent_at=from_utc_text(i["sent_at"]),
+        outcome=i.get("outcome", ""),
+        res_cd=i.get("res_cd", ""),
+        res_msg=i.get("res_msg", ""),
+        detail=i.get("detail", ""),
+        completed_at=_time(i.get("completed_at")),
+    )

@@ -1,0 +1,78 @@
+"""What the domain needs from storage. The DynamoDB adapter implements it; tests may too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment, Shop
+
+
+class Conflict(Exception):
+    """A conditional write lost: the item is not in the state the caller expected."""
+
+
+class PaymentBusy(Exception):
+    """Another cancel of the same payment is at KCP right now; try again shortly."""
+
+
+class InsufficientBalance(Exception):
+    """The payment's available balance no longer covers the amount (a concurrent cancel won)."""
+
+
+class IdempotencyRecord:
+    def __init__(self, body_hash: str, cancellation_id: str) -> None:
+        self.body_hash = body_hash
+        self.cancellation_id = cancellation_id
+
+
+class Store(Protocol):
+    def shop_for_key(self, key_hash: str) -> str | None: ...
+
+    def get_shop(self, shop_id: str) -> Shop | None: ...
+
+    def put_payment(self, payment: Payment) -> bool:
+        """Create it; False if the tno is already registered for the shop."""
+        ...
+
+    def get_payment(self, shop_id: str, tno: str) -> Payment | None: ...
+
+    def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def create_cancellation(
+        self, cancellation: Cancellation, key: str, body_hash: str, expires_at: datetime
+    ) -> None:
+        """Create it with its idempotency record, atomically; Conflict if the key exists."""
+        ...
+
+    def get_cancellation(self, shop_id: str, cancellation_id: str) -> Cancellation | None: ...
+
+    def reserve(self, cancellation: Cancellation, amount: int) -> None:
+        """REQUESTED -> RESERVED, lowering the payment's available balance by amount.
+
+        InsufficientBalance if it no longer covers it; Conflict if not REQUESTED any more.
+        """
+        ...
+
+    def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
+        """RESERVED -> SENDING: take the payment's send lock and journal the attempt.
+
+        Returns KCP's balance before this cancel. PaymentBusy if another cancel holds the
+        lock; Conflict if the cancellation is not RESERVED (a resent step: never send twice).
+        """
+        ...
+
+    def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
+        """Write an attempt (new, or its completion)."""
+        ...
+
+    def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
+        """A non-terminal status change with no money effect (e.g. RECONCILING)."""
+        ...
+
+    def settle(self, cancellation: Cancellation, outcome: Cancellation) -> None:
+        """Write a terminal outcome and its effect on the payment, atomically.
+
+        Conflict if the cancellation is already terminal.
+        """
+        ...
