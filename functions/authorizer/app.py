@@ -1,0 +1,30 @@
+"""API Gateway TOKEN authorizer: `Authorization: Bearer <key>` -> the shop id, or 401."""
+
+from aws_lambda_powertools import Logger
+
+from cancelflow import runtime
+from cancelflow.store.dynamodb import key_hash
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: object) -> dict:
+    scheme, _, key = (event.get("authorizationToken") or "").partition(" ")
+    shop_id = runtime.store().shop_for_key(key_hash(key)) if scheme == "Bearer" and key else None
+    if shop_id is None:
+        # API Gateway answers 401 for exactly this message (GatewayResponse UNAUTHORIZED).
+        raise Exception("Unauthorized")
+    # Allow every route of this API: the policy is cached per key, not per route.
+    arn = event["methodArn"].split("/")
+    api_wildcard = "/".join(arn[:2]) + "/*"
+    return {
+        "principalId": shop_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": api_wildcard}
+            ],
+        },
+        "context": {"shop_id": shop_id},
+    }

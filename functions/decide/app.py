@@ -1,0 +1,14 @@
+"""Workflow step: judge eligibility and hold the amount against the payment's balance."""
+
+from aws_lambda_powertools import Logger
+
+from cancelflow import cancellations, runtime
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+def handler(event: dict, context: object) -> dict:
+    return cancellations.decide(
+        runtime.store(), runtime.clock, event["shop_id"], event["cancellation_id"]
+    )

@@ -1,0 +1,21 @@
+"""Workflow step: ask KCP whether a cancel of unknown fate was applied (never resend)."""
+
+from aws_lambda_powertools import Logger
+
+from cancelflow import cancellations, runtime
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+def handler(event: dict, context: object) -> dict:
+    shop = runtime.shop(event["shop_id"])
+    return cancellations.reconcile(
+        runtime.store(),
+        runtime.gateway_for(shop),
+        runtime.clock,
+        shop.shop_id,
+        event["cancellation_id"],
+        tries=int(event["tries"]),
+        max_tries=int(event["max_tries"]),
+    )

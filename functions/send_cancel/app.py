@@ -1,0 +1,19 @@
+"""Workflow step: journal the cancel, send it to KCP once, classify the answer."""
+
+from aws_lambda_powertools import Logger
+
+from cancelflow import cancellations, runtime
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+def handler(event: dict, context: object) -> dict:
+    shop = runtime.shop(event["shop_id"])
+    return cancellations.send(
+        runtime.store(),
+        runtime.gateway_for(shop),
+        runtime.clock,
+        shop.shop_id,
+        event["cancellation_id"],
+    )
