@@ -1,0 +1,189 @@
+"""Serve the template's REST API on 127.0.0.1, as `sam local start-api` does with Docker.
+
+HTTP requests become API Gateway proxy events for the function the template routes them to,
+after the template's TOKEN authorizer allowed them; the gateway's own refusals use the
+template's GatewayResponses (problem+json), so local and deployed answers match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from local.lambdas import LocalLambdas
+from local.template import ACCOUNT, REGION, Template
+
+DEFAULT_RESPONSES = {
+    "UNAUTHORIZED": 401,
+    "ACCESS_DENIED": 403,
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+}
+
+
+class Route:
+    def __init__(self, method: str, path: str, function: str) -> None:
+        self.method = method
+        self.path = path
+        self.function = function
+        pattern = re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", path)
+        self.regex = re.compile(f"^{pattern}$")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.match(path)
+        return found.groupdict() if found else None
+
+
+class LocalApi:
+    def __init__(self, template: Template, lambdas: LocalLambdas, api_id: str = "ShopApi"):
+        self.lambdas = lambdas
+        self.api = template.api(api_id)
+        self.stage = self.api.get("StageName", "prod")
+        self.routes = [
+            Route(r["method"], r["path"], r["function"])
+            for r in template.api_routes()
+            if r["api"] == api_id
+        ]
+        functions = template.functions()
+        self.function_names = {k: f.name for k, f in functions.items()}
+        auth = self.api.get("Auth", {})
+        default = auth.get("DefaultAuthorizer")
+        self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
+        self.server: ThreadingHTTPServer | None = None
+
+    # --- gateway behaviour ---------------------------------------------------------------
+
+    def gateway_response(self, kind: str) -> tuple[int, dict[str, str], bytes]:
+        spec = self.api.get("GatewayResponses", {}).get(kind)
+        if not spec:
+            body = json.dumps({"message": kind.replace("_", " ").title()}).encode()
+            return DEFAULT_RESPONSES.get(kind, 500), {"Content-Type": "application/json"}, body
+        headers = {
+            name: value.strip("'")
+            for name, value in spec.get("ResponseParameters", {}).get("Headers", {}).items()
+        }
+        body = spec.get("ResponseTemplates", {}).get("application/json", "").encode()
+        return int(spec["StatusCode"]), headers, body
+
+    def authorize(self, headers: dict[str, str], method: str, path: str) -> dict[str, Any] | str:
+        """The authorizer's context, or the name of the gateway response to answer with."""
+        if not self.authorizer:
+            return {}
+        header = self.authorizer.get("Identity", {}).get("Header", "Authorization")
+        token = _header(headers, header)
+        if not token:
+            return "UNAUTHORIZED"  # API Gateway does not call the authorizer without it
+        arn = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:local/{self.stage}/{method}{path}"
+        event = {"type": "TOKEN", "authorizationToken": token, "methodArn": arn}
+        try:
+            policy = self.lambdas.invoke(self.authorizer["FunctionArn"], event)
+        except Exception as error:
+            return "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
+        statements = policy.get("policyDocument", {}).get("Statement", [])
+        if not any(s.get("Effect") == "Allow" for s in statements):
+            return "ACCESS_DENIED"
+        return {"principalId": policy.get("principalId")} | policy.get("context", {})
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(raw_path)
+        path = parts.path
+        route, params = next(
+            (
+                (r, p)
+                for r in self.routes
+                if (p := r.match(path)) is not None and r.method == method
+            ),
+            (None, None),
+        )
+        if route is None:
+            # API Gateway answers an unknown route before any authorizer runs.
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN")
+        authorized = self.authorize(headers, method, path)
+        if isinstance(authorized, str):
+            return self.gateway_response(authorized)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        event = {
+            "resource": route.path,
+            "path": path,
+            "httpMethod": method,
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": f"/{self.stage}{path}",
+                "stage": self.stage,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": int(time.time() * 1000),
+                "accountId": ACCOUNT,
+                "apiId": "local",
+                "identity": {"sourceIp": "127.0.0.1"},
+                "authorizer": authorized,
+            },
+            "body": body.decode("utf-8", errors="replace") if body else None,
+            "isBase64Encoded": False,
+        }
+        try:
+            answer = self.lambdas.invoke(self.function_names[route.function], event)
+        except Exception:
+            body_out = json.dumps({"message": "Internal server error"}).encode()
+            return 502, {"Content-Type": "application/json"}, body_out
+        if not isinstance(answer, dict) or not isinstance(answer.get("body") or "", str):
+            # What API Gateway does with a proxy answer it cannot read.
+            body_out = json.dumps({"message": "Internal server error"}).encode()
+            return 502, {"Content-Type": "application/json"}, body_out
+        out_headers = dict(answer.get("headers") or {})
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(values)
+        return int(answer.get("statusCode", 200)), out_headers, (answer.get("body") or "").encode()
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items()}
+                status, out_headers, out = api.handle(self.command, self.path, headers, body)
+                self.send_response(status)
+                for name, value in out_headers.items():
+                    if name.lower() not in ("content-length", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://{host}:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name.lower()), "")

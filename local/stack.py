@@ -1,0 +1,256 @@
+"""The embedded stack: moto as AWS, the real state machines, the API and the KCP sandbox.
+
+Everything on 127.0.0.1, every resource from template.yaml. Used by `make run` (local/__main__)
+and by the integration tests (one stack per test session, on free ports).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.handlers
+
+from local.api_gateway import LocalApi
+from local.lambdas import LocalLambdas
+from local.template import REGION, ROOT, Template
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+@dataclass(frozen=True)
+class DemoShop:
+    shop_id: str
+    name: str
+    email: str
+    site_cd: str
+    language: str
+    api_key: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MailDrop:
+    """Mirror every SES SendEmail that succeeded into a readable file under a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def _before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["cancelflow_mail"] = params
+
+    def _after(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        params = context.get("cancelflow_mail")
+        if not params or http_response.status_code >= 300:
+            return
+        simple = params["Content"]["Simple"]
+        to = ", ".join(params["Destination"].get("ToAddresses", []))
+        subject = simple["Subject"]["Data"]
+        body = simple["Body"].get("Text", {}).get("Data", "")
+        with self._lock:
+            self._count += 1
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            slug = re.sub(r"[^A-Za-z0-9@.]+", "_", to)[:60]
+            path = self.folder / f"{stamp}-{self._count:04d}-{slug}.txt"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f"From: {params['FromEmailAddress']}\nTo: {to}\nSubject: {subject}\n"
+            f"Date: {datetime.now(UTC).isoformat()}\n\n{body}",
+            encoding="utf-8",
+        )
+
+    def hooks(self) -> list[tuple[str, Any]]:
+        return [
+            ("before-parameter-build.sesv2.SendEmail", self._before),
+            ("after-call.sesv2.SendEmail", self._after),
+        ]
+
+    def messages(self) -> list[str]:
+        if not self.folder.exists():
+            return []
+        return [p.read_text(encoding="utf-8") for p in sorted(self.folder.glob("*.txt"))]
+
+
+class LocalStack:
+    def __init__(
+        self,
+        state_dir: Path = ROOT / ".local",
+        ports: dict[str, int] | None = None,
+        parameters: dict[str, str] | None = None,
+        sandbox_hold_seconds: float | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
+        self.parameter_overrides = parameters or {}
+        self.mail = MailDrop(state_dir / "mail")
+        self.shops: list[DemoShop] = []
+        self._moto: Any = None
+        self.api: LocalApi | None = None
+        self.sandbox: Any = None
+        self.lambdas: LocalLambdas | None = None
+        self.template: Template | None = None
+        self.env: dict[str, str] = {}
+
+    # --- start ---------------------------------------------------------------------------
+
+    def start(self) -> dict[str, str]:
+        from local.kcp_sandbox import KcpSandbox
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        moto_port = self.ports["moto"] or free_port()
+        aws_url = f"http://127.0.0.1:{moto_port}"
+        os.environ.update(FAKE_CREDENTIALS)
+        os.environ["MOTO_PORT"] = str(moto_port)  # where the ASL interpreter calls services
+        os.environ["AWS_ENDPOINT_URL"] = aws_url
+        for hook in self.mail.hooks():
+            botocore.handlers.BUILTIN_HANDLERS.append(hook)
+        boto3.DEFAULT_SESSION = None  # new sessions pick up the hooks
+
+        self.sandbox = KcpSandbox(port=self.ports["sandbox"])
+        sandbox_url = self.sandbox.start()
+
+        self.template = Template(
+            parameters={
+                "KcpBaseUrl": sandbox_url,
+                "ReconcileWaitSeconds": "1",
+                "ReconcileMaxTries": "3",
+                "KcpReadTimeoutSeconds": "3",
+            }
+            | self.parameter_overrides
+        )
+        self.lambdas = LocalLambdas(self.template, extra_env={"POWERTOOLS_TRACE_DISABLED": "1"})
+        self.lambdas.install()
+        self._start_moto(moto_port)
+        self._create_resources()
+
+        self.api = LocalApi(self.template, self.lambdas)
+        api_url = self.api.start(port=self.ports["api"])
+        self._seed_shops()
+        machines = self.template.state_machines()
+        self.env = {
+            "API_URL": api_url,
+            "SANDBOX_URL": sandbox_url,
+            "AWS_ENDPOINT_URL": aws_url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "CANCEL_STATE_MACHINE_ARN": next(
+                m["arn"] for m in machines if m["logical_id"] == "CancelRefundStateMachine"
+            ),
+            "TABLE_NAME": self.template.physical_name("Ledger"),
+            "MAIL_DIR": str(self.mail.folder),
+            "SHOP_API_KEY": self.shops[0].api_key,
+            "SHOP_B_API_KEY": self.shops[1].api_key,
+        }
+        (self.state_dir / "stack.env").write_text(
+            "".join(f"export {k}={v}\n" for k, v in self.env.items())
+        )
+        return self.env
+
+    def _start_moto(self, port: int) -> None:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        # Let moto's Step Functions run the definitions (LocalStack's ASL interpreter).
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session().client(
+            service, region_name=REGION, endpoint_url=os.environ["AWS_ENDPOINT_URL"]
+        )
+
+    def _create_resources(self) -> None:
+        assert self.template
+        ddb = self.client("dynamodb")
+        for table in self.template.table_definitions():
+            ddb.create_table(**table["create"])
+            if table["ttl"]:
+                ddb.update_time_to_live(
+                    TableName=table["create"]["TableName"],
+                    TimeToLiveSpecification=table["ttl"],
+                )
+        sfn = self.client("stepfunctions")
+        for machine in self.template.state_machines():
+            sfn.create_state_machine(
+                name=machine["name"],
+                definition=machine["definition"],
+                roleArn=f"arn:aws:iam::123456789012:role/{machine['name']}",
+                type=machine["type"],
+            )
+        ses = self.client("sesv2")
+        for identity in self.template.email_identities():
+            ses.create_email_identity(EmailIdentity=identity)
+
+    def _seed_shops(self) -> None:
+        """Two demo shops, each with its own API key and KCP merchant at the sandbox."""
+        from cancelflow.models import Shop
+        from cancelflow.store.dynamodb import DynamoStore
+
+        assert self.template
+        store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))
+        prefix = self.template.parameters["KcpSecretPrefix"]
+        smgr = self.client("secretsmanager")
+        seeds = [
+            ("demo-shop", "데모상점", "shop@demo-shop.example", "T0000", "ko"),
+            ("shop-b", "B Shop", "owner@shop-b.example", "T0001", "en"),
+        ]
+        for shop_id, name, email, site_cd, language in seeds:
+            credentials = self.sandbox.register_merchant(site_cd)
+            secret_id = f"{prefix}{shop_id}"
+            smgr.create_secret(Name=secret_id, SecretString=json.dumps(credentials))
+            api_key = "sk_test_" + secrets.token_urlsafe(24)
+            store.put_shop(Shop(shop_id, name, email, language, secret_id), [api_key])
+            self.shops.append(DemoShop(shop_id, name, email, site_cd, language, api_key))
+
+    # --- stop ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self.api:
+            self.api.stop()
+        if self.sandbox:
+            self.sandbox.stop()
+        if self._moto:
+            self._moto.stop()
+        if self.lambdas:
+            self.lambdas.uninstall()
+        for hook in self.mail.hooks():
+            if hook in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.remove(hook)
+
+    # --- looking in (tests, bench, operators) --------------------------------------------
+
+    def wait_for_execution(self, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = sfn.describe_execution(executionArn=execution_arn)
+            if answer["status"] != "RUNNING" or time.monotonic() > deadline:
+                return answer
+            time.sleep(0.05)
