@@ -1,0 +1,78 @@
+# cancelflow — `make run` starts the local stack, `make test` runs everything CI runs.
+# Both set themselves up on a fresh machine (a Python 3.12 is needed: pyenv's, or on PATH).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY312 ?= $(shell (command -v pyenv >/dev/null && v=$$(pyenv versions --bare | grep -E '^3\.12(\.|$$)' | tail -1) && [ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.12") || command -v python3.12)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM := .venv-sam/bin/sam
+# sam build finds the runtime's Python (python3.12) on PATH: the project venv has it.
+SAM_ENV := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(BIN):$$PATH
+PYTEST := $(BIN)/python -m pytest
+
+$(BIN)/.installed: requirements-dev.txt layers/cancelflow/requirements.txt
+	@test -n "$(PY312)" || { echo "Python 3.12 not found (pyenv install 3.12, or put python3.12 on PATH)"; exit 1; }
+	$(PY312) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SAM): requirements-sam.txt
+	$(PY312) -m venv .venv-sam
+	.venv-sam/bin/pip install --quiet --upgrade pip
+	.venv-sam/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: $(BIN)/.installed $(SAM) ## create the venvs (done by the other targets when needed)
+
+.PHONY: run
+run: $(BIN)/.installed ## the local stack on 127.0.0.1: API, state machines, KCP sandbox (Ctrl-C stops)
+	$(BIN)/python -m local
+
+.PHONY: test
+test: lint typecheck pytest validate build ## everything: lint, types, all tests, sam validate, sam build
+
+.PHONY: lint
+lint: $(BIN)/.installed ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: format
+format: $(BIN)/.installed ## ruff format and fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: typecheck
+typecheck: $(BIN)/.installed ## mypy on the domain layer
+	$(BIN)/mypy
+
+.PHONY: pytest
+pytest: $(BIN)/.installed ## unit, gateway and integration tests (the real ASL on the local stack)
+	$(PYTEST) -n 2 --dist loadfile -q
+
+.PHONY: unit
+unit: $(BIN)/.installed ## the fast tests only
+	$(PYTEST) -q tests/unit
+
+.PHONY: validate
+validate: $(SAM) ## sam validate --lint
+	$(SAM_ENV) $(SAM) validate --lint --region ap-northeast-2
+
+.PHONY: build
+build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (arm64, no Docker)
+	$(SAM_ENV) $(SAM) build --region ap-northeast-2
+
+.PHONY: bench
+bench: $(BIN)/.installed ## the speed and memory figures the issues ask for
+	@for b in bench/*.py; do echo "== $$b"; PYTHONPATH=layers/cancelflow:. $(BIN)/python $$b || exit 1; echo; done
+
+.PHONY: clean
+clean: ## remove build output and local state
+	rm -rf .aws-sam .local .pytest_cache .ruff_cache .mypy_cache

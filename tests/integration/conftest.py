@@ -1,0 +1,185 @@
+"""One embedded stack per test process: moto, the real state machines, the API, the sandbox.
+
+Tests talk to it as a shop would (HTTP to the API) and look in as an operator would (the
+sandbox's state, the execution history, the mail folder).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from local.stack import LocalStack
+
+TERMINAL = {"SUCCEEDED", "REJECTED", "FAILED", "NEEDS_REVIEW"}
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+    @property
+    def code(self) -> str | None:
+        return self.body.get("code") if isinstance(self.body, dict) else None
+
+
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> Answer:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"} | (headers or {}),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text, head = response.status, response.read(), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        status, text, head = error.code, error.read(), dict(error.headers)
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = text.decode()
+    return Answer(status, parsed, head)
+
+
+class Sandbox:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def approve(self, amount: int = 15000, **fields: Any) -> dict[str, Any]:
+        answer = http(
+            "POST",
+            f"{self.url}/_sandbox/payments",
+            {"amount": amount, "product_name": "오가닉 티셔츠", "buyer_email": "kim@example.com"}
+            | fields,
+        )
+        assert answer.status == 201, answer.body
+        return answer.body
+
+    def state(self, tno: str) -> dict[str, Any]:
+        return http("GET", f"{self.url}/_sandbox/payments/{tno}").body
+
+    def fault(self, tno: str, mode: str, path: str = "cancel", **fields: Any) -> None:
+        answer = http(
+            "POST", f"{self.url}/_sandbox/faults", {"tno": tno, "path": path, "mode": mode} | fields
+        )
+        assert answer.status == 201, answer.body
+
+    def calls(self, tno: str, path: str = "cancel") -> list[dict[str, Any]]:
+        return [
+            c for c in http("GET", f"{self.url}/_sandbox/calls?path={path}").body if c["tno"] == tno
+        ]
+
+
+class ShopClient:
+    """A shop's back office, holding its API key."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url = url
+        self.auth = {"Authorization": f"Bearer {key}"}
+
+    def register(self, payment: dict[str, Any]) -> Answer:
+        fields = (
+            "tno",
+            "order_id",
+            "amount",
+            "tax_free_amount",
+            "method",
+            "product_name",
+            "buyer_email",
+            "buyer_name",
+            "approved_at",
+            "escrow",
+        )
+        return http(
+            "POST",
+            f"{self.url}/v1/payments",
+            {k: payment[k] for k in fields if k in payment},
+            self.auth,
+        )
+
+    def cancel(
+        self, tno: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> Answer:
+        headers = self.auth | {"Idempotency-Key": key or str(uuid.uuid4())}
+        return http(
+            "POST",
+            f"{self.url}/v1/payments/{tno}/cancellations",
+            {"reason_code": "CHANGE_OF_MIND", "reason": "단순 변심"} if body is None else body,
+            headers,
+        )
+
+    def cancellation(self, cancellation_id: str) -> Answer:
+        return http("GET", f"{self.url}/v1/cancellations/{cancellation_id}", headers=self.auth)
+
+    def outcome(self, cancellation_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Poll the cancellation until it reaches a terminal status, as a shop would."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.cancellation(cancellation_id)
+            assert answer.status == 200, answer.body
+            if answer.body["status"] in TERMINAL or time.monotonic() > deadline:
+                return answer.body
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(
+        state_dir=tmp_path_factory.mktemp("stack"),
+        # Short waits and timeouts so unknown outcomes settle in seconds, not minutes.
+        parameters={
+            "ReconcileWaitSeconds": "0",
+            "ReconcileMaxTries": "3",
+            "KcpReadTimeoutSeconds": "1",
+        },
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="session")
+def shop(stack: LocalStack) -> ShopClient:
+    return ShopClient(stack.env["API_URL"], stack.env["SHOP_API_KEY"])
+
+
+@pytest.fixture(scope="session")
+def shop_b(stack: LocalStack) -> ShopClient:
+    return ShopClient(stack.env["API_URL"], stack.env["SHOP_B_API_KEY"])
+
+
+@pytest.fixture(scope="session")
+def sandbox(stack: LocalStack) -> Sandbox:
+    return Sandbox(stack.env["SANDBOX_URL"])
+
+
+@pytest.fixture
+def paid(shop: ShopClient, sandbox: Sandbox) -> dict[str, Any]:
+    """A payment approved at KCP and registered with the shop's API."""
+    payment = sandbox.approve()
+    assert shop.register(payment).status == 201
+    return payment
+
+
+def mails_about(stack: LocalStack, outcome: dict[str, Any]) -> list[str]:
+    """The emails about a cancellation, once its execution (Notify comes last) has ended."""
+    stack.wait_for_execution(outcome["execution_id"])
+    return [m for m in stack.mail.messages() if outcome["cancellation_id"] in m]

@@ -1,0 +1,138 @@
+"""Bad input gets problem+json with a stable code, never a 500, and writes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.stack import LocalStack
+
+from .conftest import Sandbox, ShopClient, http
+
+
+def _assert_problem(answer, status: int, code: str) -> None:
+    assert answer.status == status, answer.body
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.body["code"] == code
+    assert answer.body["status"] == status
+    assert answer.body["title"]
+
+
+def _cancellations_of(stack: LocalStack, shop_id: str, tno: str) -> list:
+    db = stack.client("dynamodb")
+    return db.query(
+        TableName=stack.env["TABLE_NAME"],
+        IndexName="ByPayment",
+        KeyConditionExpression="GSI2PK = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"SHOP#{shop_id}#PAY#{tno}"}},
+    )["Items"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"reason_code": "CHANGE_OF_MIND", "amount": 0}, "VALIDATION_FAILED"),
+        ({"reason_code": "CHANGE_OF_MIND", "amount": -500}, "VALIDATION_FAILED"),
+        ({"reason_code": "CHANGE_OF_MIND", "amount": "1000"}, "VALIDATION_FAILED"),
+        ({"reason_code": "CHANGE_OF_MIND", "amount": 10.5}, "VALIDATION_FAILED"),
+        ({"reason_code": "BECAUSE"}, "VALIDATION_FAILED"),
+        ({}, "VALIDATION_FAILED"),
+        ({"reason_code": "OTHER", "surprise": 1}, "VALIDATION_FAILED"),
+        (
+            {
+                "reason_code": "OTHER",
+                "refund_account": {"bank_code": "04", "number": "1", "holder": ""},
+            },
+            "VALIDATION_FAILED",
+        ),
+    ],
+)
+def test_invalid_cancel_requests_are_refused_and_nothing_is_written(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, body: dict, code: str
+) -> None:
+    answer = shop.cancel(paid["tno"], body)
+    _assert_problem(answer, 400, code)
+    assert answer.body["errors"]
+    assert _cancellations_of(stack, "demo-shop", paid["tno"]) == []
+    assert sandbox.calls(paid["tno"]) == []
+
+
+def test_malformed_json_is_refused(shop: ShopClient, paid: dict) -> None:
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/payments/{paid['tno']}/cancellations",
+        raw=b'{"reason_code": ',
+        headers=shop.auth | {"Idempotency-Key": "k"},
+    )
+    _assert_problem(answer, 400, "MALFORMED_JSON")
+
+
+def test_a_cancel_without_idempotency_key_is_refused(shop: ShopClient, paid: dict) -> None:
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/payments/{paid['tno']}/cancellations",
+        {"reason_code": "OTHER"},
+        shop.auth,
+    )
+    _assert_problem(answer, 400, "IDEMPOTENCY_KEY_REQUIRED")
+
+
+def test_an_amount_above_the_balance_is_refused(shop: ShopClient, paid: dict) -> None:
+    answer = shop.cancel(paid["tno"], {"reason_code": "OTHER", "amount": 15001})
+    _assert_problem(answer, 422, "AMOUNT_EXCEEDS_BALANCE")
+
+
+def test_an_unknown_tno_is_not_found(shop: ShopClient) -> None:
+    _assert_problem(shop.cancel("20990101000000"), 404, "PAYMENT_NOT_FOUND")
+
+
+def test_a_malformed_tno_is_refused(shop: ShopClient) -> None:
+    _assert_problem(shop.cancel("12ab"), 400, "VALIDATION_FAILED")
+
+
+def test_another_shops_payment_and_cancellation_are_not_found(
+    stack: LocalStack, shop: ShopClient, shop_b: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    _assert_problem(shop_b.cancel(paid["tno"]), 404, "PAYMENT_NOT_FOUND")
+    mine = shop.cancel(paid["tno"]).body["cancellation_id"]
+    _assert_problem(shop_b.cancellation(mine), 404, "CANCELLATION_NOT_FOUND")
+    assert shop.outcome(mine)["status"] == "SUCCEEDED"
+    assert _cancellations_of(stack, "shop-b", paid["tno"]) == []
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer sk_test_wrong", "Basic abc", "Bearer "])
+def test_missing_or_unknown_keys_are_unauthorized(
+    shop: ShopClient, paid: dict, authorization: str | None
+) -> None:
+    headers = {"Idempotency-Key": "k"} | ({"Authorization": authorization} if authorization else {})
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/payments/{paid['tno']}/cancellations",
+        {"reason_code": "OTHER"},
+        headers,
+    )
+    _assert_problem(answer, 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tno": "123"}, "tno"),
+        ({"amount": 0}, "amount"),
+        ({"method": "BITCOIN"}, "method"),
+        ({"approved_at": "2026-11-01T10:00:00"}, "approved_at"),
+        ({"buyer_email": "not-an-email"}, "buyer_email"),
+        ({"tax_free_amount": 20000}, "body"),
+    ],
+)
+def test_invalid_payment_registrations_are_refused(
+    shop: ShopClient, sandbox: Sandbox, change: dict, field: str
+) -> None:
+    payment = sandbox.approve() | change
+    answer = shop.register(payment)
+    _assert_problem(answer, 400, "VALIDATION_FAILED")
+    assert field in {e["field"] for e in answer.body["errors"]}
+
+
+def test_an_unknown_route_is_a_problem_not_a_500(shop: ShopClient) -> None:
+    answer = http("GET", f"{shop.url}/v1/nothing-here", headers=shop.auth)
+    _assert_problem(answer, 404, "NOT_FOUND")

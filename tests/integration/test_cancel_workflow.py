@@ -1,0 +1,97 @@
+"""A shop cancels a payment through the API; the real state machine runs it to the end."""
+
+from __future__ import annotations
+
+from local.stack import LocalStack
+
+from .conftest import Sandbox, ShopClient, mails_about
+
+
+def test_full_cancel_succeeds_at_kcp_and_emails_customer_and_shop(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    accepted = shop.cancel(paid["tno"])
+    assert accepted.status == 202
+    assert accepted.headers["Location"] == f"/v1/cancellations/{accepted.body['cancellation_id']}"
+    assert accepted.body["status"] == "REQUESTED"
+
+    outcome = shop.outcome(accepted.body["cancellation_id"])
+
+    assert outcome["status"] == "SUCCEEDED"
+    assert outcome["refunded_amount"] == 15000
+    assert outcome["gateway"]["res_cd"] == "0000"
+    assert [a["kind"] for a in outcome["attempts"]] == ["CANCEL"]
+    at_kcp = sandbox.state(paid["tno"])
+    assert at_kcp["status"] == "CANCELLED"
+    assert [c["amount"] for c in at_kcp["cancels"]] == [15000]
+    mails = mails_about(stack, outcome)
+    recipients = sorted(m.split("\n")[1] for m in mails)
+    assert recipients == ["To: kim@example.com", "To: shop@demo-shop.example"]
+    assert all("결제 취소가 완료되었습니다" in m and "15,000원" in m for m in mails)
+
+
+def test_the_execution_is_named_by_the_cancellation_and_readable_by_an_operator(
+    stack: LocalStack, shop: ShopClient, paid: dict
+) -> None:
+    accepted = shop.cancel(paid["tno"]).body
+    outcome = shop.outcome(accepted["cancellation_id"])
+
+    sfn = stack.client("stepfunctions")
+    execution = sfn.describe_execution(executionArn=outcome["execution_id"])
+    assert execution["name"] == accepted["cancellation_id"]
+    assert execution["status"] == "SUCCEEDED"
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.get_execution_history(executionArn=outcome["execution_id"])["events"]
+        if e["type"].endswith("StateEntered")
+    ]
+    assert entered == ["Decide", "Eligible?", "SendCancel", "Sent?", "Settle", "Notify", "Done"]
+
+
+def test_a_repeated_idempotency_key_returns_the_same_cancellation_and_kcp_is_called_once(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    first = shop.cancel(paid["tno"], key="order-77-cancel")
+    second = shop.cancel(paid["tno"], key="order-77-cancel")
+    assert first.status == second.status == 202
+    assert second.body["cancellation_id"] == first.body["cancellation_id"]
+
+    shop.outcome(first.body["cancellation_id"])
+    third = shop.cancel(paid["tno"], key="order-77-cancel")
+
+    assert third.status == 202
+    assert third.body["cancellation_id"] == first.body["cancellation_id"]
+    assert third.body["status"] == "SUCCEEDED"
+    assert len(sandbox.calls(paid["tno"])) == 1
+    assert len(sandbox.state(paid["tno"])["cancels"]) == 1
+
+
+def test_the_same_key_with_another_request_is_refused(shop: ShopClient, paid: dict) -> None:
+    shop.cancel(paid["tno"], key="reused-key")
+    other = shop.cancel(paid["tno"], {"reason_code": "DEFECTIVE"}, key="reused-key")
+    assert other.status == 422
+    assert other.code == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_cancelling_a_fully_cancelled_payment_is_refused_at_once(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    again = shop.cancel(paid["tno"])
+    assert again.status == 422
+    assert again.code == "ALREADY_CANCELLED"
+    assert again.headers["Content-Type"] == "application/problem+json"
+    assert len(sandbox.calls(paid["tno"])) == 1
+
+
+def test_registering_the_same_payment_twice_is_idempotent_but_other_facts_conflict(
+    shop: ShopClient, sandbox: Sandbox
+) -> None:
+    payment = sandbox.approve(amount=9900)
+    assert shop.register(payment).status == 201
+    again = shop.register(payment)
+    assert again.status == 200
+    assert again.body["amount"] == 9900
+    conflict = shop.register(payment | {"amount": 1000})
+    assert conflict.status == 409
+    assert conflict.code == "PAYMENT_CONFLICT"
