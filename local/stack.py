@@ -100,11 +100,17 @@ class LocalStack:
         state_dir: Path = ROOT / ".local",
         ports: dict[str, int] | None = None,
         parameters: dict[str, str] | None = None,
-        sandbox_hold_seconds: float | None = None,
+        quiet: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
         self.parameter_overrides = parameters or {}
+        # Tests and benches keep the handlers' logs and metrics to warnings and errors.
+        self.quiet_env = (
+            {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+            if quiet
+            else {}
+        )
         self.mail = MailDrop(state_dir / "mail")
         self.shops: list[DemoShop] = []
         self._moto: Any = None
@@ -141,7 +147,9 @@ class LocalStack:
             }
             | self.parameter_overrides
         )
-        self.lambdas = LocalLambdas(self.template, extra_env={"POWERTOOLS_TRACE_DISABLED": "1"})
+        self.lambdas = LocalLambdas(
+            self.template, extra_env={"POWERTOOLS_TRACE_DISABLED": "1"} | self.quiet_env
+        )
         self.lambdas.install()
         self._start_moto(moto_port)
         self._create_resources()

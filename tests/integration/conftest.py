@@ -150,6 +150,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "ReconcileMaxTries": "3",
             "KcpReadTimeoutSeconds": "1",
         },
+        quiet=True,
     )
     local.start()
     yield local

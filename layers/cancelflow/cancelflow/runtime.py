@@ -11,13 +11,16 @@ import time
 from functools import cache
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from cancelflow import aws
-from cancelflow.cancellations import WorkflowStarter
 from cancelflow.clock import SystemClock
-from cancelflow.gateway.port import Gateway, KcpCredentials
-from cancelflow.models import Cancellation, Shop
-from cancelflow.notify.ses import SesMailer
-from cancelflow.store.dynamodb import DynamoStore
+
+if TYPE_CHECKING:  # each Lambda imports only the adapters it uses: cold starts stay short
+    from cancelflow.gateway.port import Gateway
+    from cancelflow.models import Cancellation, Shop
+    from cancelflow.notify.ses import SesMailer
+    from cancelflow.store.dynamodb import DynamoStore
 
 clock = SystemClock()
 
@@ -31,11 +34,15 @@ def setting(name: str, default: str | None = None) -> str:
 
 @cache
 def store() -> DynamoStore:
+    from cancelflow.store.dynamodb import DynamoStore
+
     return DynamoStore(aws.client("dynamodb"), setting("TABLE_NAME"))
 
 
 @cache
 def mailer() -> SesMailer:
+    from cancelflow.notify.ses import SesMailer
+
     return SesMailer(aws.client("sesv2"), setting("MAIL_FROM"))
 
 
@@ -47,7 +54,9 @@ def workflow_config() -> dict[str, int]:
     }
 
 
-class StepFunctionsStarter(WorkflowStarter):
+class StepFunctionsStarter:
+    """Starts the CancelRefund execution named by the cancellation id (a WorkflowStarter)."""
+
     def __init__(self, client: Any, state_machine_arn: str) -> None:
         self._sfn = client
         self._arn = state_machine_arn
@@ -85,6 +94,7 @@ _gateways: dict[str, tuple[float, Gateway]] = {}
 def gateway_for(shop: Shop) -> Gateway:
     """The shop's KCP client, its credentials read by reference from Secrets Manager."""
     from cancelflow.gateway.kcp import KcpGateway  # only the gateway Lambdas pay for it
+    from cancelflow.gateway.port import KcpCredentials
 
     cached = _gateways.get(shop.shop_id)
     if cached and time.monotonic() - cached[0] < _CREDENTIALS_TTL:

@@ -1,0 +1,78 @@
+"""Each handler's cold import time as a ratio to a floor (a bare handler importing boto3 and the
+Powertools Logger), measured in fresh interpreters, interleaved so machine noise hits all alike.
+
+Target (issue 2): every handler <= 1.3 x the floor.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from local.template import Template  # noqa: E402
+
+FLOOR = "import boto3\nfrom aws_lambda_powertools import Logger\nlogger = Logger()\n"
+PROBE = """
+import importlib.util, os, sys, time
+sys.path.insert(0, {layer!r})
+os.environ.update({env!r})
+start = time.perf_counter()
+spec = importlib.util.spec_from_file_location("handler", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(time.perf_counter() - start)
+"""
+RUNS = 7
+
+
+def measure(path: Path, env: dict[str, str]) -> float:
+    code = PROBE.format(layer=str(ROOT / "layers" / "cancelflow"), env=env, path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    floor = ROOT / "bench" / "out" / "floor_handler.py"
+    floor.parent.mkdir(parents=True, exist_ok=True)
+    floor.write_text(FLOOR)
+    functions = Template().functions()
+    base_env = {"AWS_REGION": "ap-northeast-2", "AWS_DEFAULT_REGION": "ap-northeast-2"}
+    targets = {"floor": (floor, base_env)} | {
+        f.name.removeprefix("cancelflow-"): (f.code_dir / "app.py", base_env | f.environment)
+        for f in functions.values()
+    }
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(RUNS):  # interleaved rounds
+        for name, (path, env) in targets.items():
+            times[name].append(measure(path, env))
+    floor_ms = statistics.median(times["floor"]) * 1000
+    print(f"cold import, median of {RUNS} fresh interpreters (floor = boto3 + Powertools Logger)")
+    print(f"  {'floor':<28} {floor_ms:7.1f} ms   1.00x")
+    worst = 0.0
+    for name, samples in times.items():
+        if name == "floor":
+            continue
+        ms = statistics.median(samples) * 1000
+        ratio = ms / floor_ms
+        worst = max(worst, ratio)
+        flag = "" if ratio <= 1.3 else "   > 1.3x target"
+        print(f"  {name:<28} {ms:7.1f} ms   {ratio:.2f}x{flag}")
+    print(f"worst ratio: {worst:.2f}x (target <= 1.30x)")
+    snap = [f.name.removeprefix("cancelflow-") for f in functions.values() if _snapstart(f)]
+    if snap:
+        print(f"note: {', '.join(snap)} use SnapStart in AWS: their imports run once per version")
+
+
+def _snapstart(function: object) -> bool:
+    template = Template()
+    props = template.resources[function.logical_id]["Properties"]  # type: ignore[attr-defined]
+    return "SnapStart" in props
+
+
+if __name__ == "__main__":
+    main()
