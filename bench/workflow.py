@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from local.stack import LocalStack  # noqa: E402
+from local.stack import LocalStack
 
 RUNS = 15
 
@@ -26,25 +26,36 @@ RUNS = 15
 def call(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"} | (headers or {})
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"} | (headers or {}),
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (local)
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
 def one_cancel(stack: LocalStack) -> tuple[float, str]:
     env = stack.env
     auth = {"Authorization": f"Bearer {env['SHOP_API_KEY']}"}
-    paid = call("POST", f"{env['SANDBOX_URL']}/_sandbox/payments",
-                {"amount": 15000, "product_name": "bench", "buyer_email": "b@example.com"})
+    paid = call(
+        "POST",
+        f"{env['SANDBOX_URL']}/_sandbox/payments",
+        {"amount": 15000, "product_name": "bench", "buyer_email": "b@example.com"},
+    )
     fields = ("tno", "order_id", "amount", "method", "product_name", "buyer_email", "approved_at")
     call("POST", f"{env['API_URL']}/v1/payments", {k: paid[k] for k in fields}, auth)
     started = time.perf_counter()
-    accepted = call("POST", f"{env['API_URL']}/v1/payments/{paid['tno']}/cancellations",
-                    {"reason_code": "CHANGE_OF_MIND"}, auth | {"Idempotency-Key": str(uuid.uuid4())})
+    accepted = call(
+        "POST",
+        f"{env['API_URL']}/v1/payments/{paid['tno']}/cancellations",
+        {"reason_code": "CHANGE_OF_MIND"},
+        auth | {"Idempotency-Key": str(uuid.uuid4())},
+    )
     while True:
-        view = call("GET", f"{env['API_URL']}/v1/cancellations/{accepted['cancellation_id']}",
-                    headers=auth)
+        view = call(
+            "GET", f"{env['API_URL']}/v1/cancellations/{accepted['cancellation_id']}", headers=auth
+        )
         if view["status"] not in ("REQUESTED", "RESERVED", "SENDING", "RECONCILING"):
             break
         time.sleep(0.01)
@@ -64,16 +75,21 @@ def main() -> None:
         events = stack.client("stepfunctions").get_execution_history(executionArn=execution)[
             "events"
         ]
-        entered = [e["stateEnteredEventDetails"]["name"] for e in events
-                   if e["type"].endswith("StateEntered")]
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in events
+            if e["type"].endswith("StateEntered")
+        ]
         invoked = sum(1 for e in events if e["type"] == "LambdaFunctionScheduled")
         times = sorted(t for t, _ in runs)
         print("happy-path cancel (full cancel of a card payment)")
         print(f"  state transitions: {len(entered)} (target <= 8): {' > '.join(entered)}")
         print(f"  Lambda invocations: {invoked}")
         print(f"  local end-to-end, 202 -> SUCCEEDED seen by GET, {RUNS} warm runs:")
-        print(f"    median {statistics.median(times) * 1000:.0f} ms (target <= 1000 ms), "
-              f"min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")
+        print(
+            f"    median {statistics.median(times) * 1000:.0f} ms (target <= 1000 ms), "
+            f"min {times[0] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms"
+        )
     finally:
         stack.stop()
 

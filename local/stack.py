@@ -14,7 +14,7 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,7 @@ class LocalStack:
                 "KcpBaseUrl": sandbox_url,
                 "ReconcileWaitSeconds": "1",
                 "ReconcileMaxTries": "3",
+                "ReconcileSettleSeconds": "2",
                 "KcpReadTimeoutSeconds": "3",
             }
             | self.parameter_overrides
@@ -219,6 +220,7 @@ class LocalStack:
     def _seed_shops(self) -> None:
         """Two demo shops, each with its own API key and KCP merchant at the sandbox."""
         from cancelflow.models import Shop
+        from cancelflow.policy import default_policy
         from cancelflow.store.dynamodb import DynamoStore
 
         assert self.template
@@ -234,7 +236,10 @@ class LocalStack:
             secret_id = f"{prefix}{shop_id}"
             smgr.create_secret(Name=secret_id, SecretString=json.dumps(credentials))
             api_key = "sk_test_" + secrets.token_urlsafe(24)
-            store.put_shop(Shop(shop_id, name, email, language, secret_id), [api_key])
+            store.put_shop(Shop(shop_id, name, email, secret_id), [api_key])
+            if language != default_policy().email_language:
+                policy = replace(default_policy(), email_language=language, version=2)
+                store.put_policy(shop_id, policy, replaces=1, at=datetime.now(UTC))
             self.shops.append(DemoShop(shop_id, name, email, site_cd, language, api_key))
 
     # --- stop ----------------------------------------------------------------------------

@@ -16,7 +16,8 @@ def handler(event: dict, context: object) -> dict:
     payment = store.get_payment(shop.shop_id, cancellation.tno) if cancellation else None
     if cancellation is None or payment is None:
         raise LookupError("cancellation or payment vanished")
-    emails = outcome_emails(shop, payment, cancellation)
+    language = store.get_policy(shop.shop_id).email_language
+    emails = outcome_emails(shop, payment, cancellation, language)
     for email in emails:
         runtime.mailer().send(email)
     return {"sent": len(emails)}

@@ -146,8 +146,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         state_dir=tmp_path_factory.mktemp("stack"),
         # Short waits and timeouts so unknown outcomes settle in seconds, not minutes.
         parameters={
-            "ReconcileWaitSeconds": "0",
-            "ReconcileMaxTries": "3",
+            "ReconcileWaitSeconds": "1",
+            "ReconcileMaxTries": "4",
+            "ReconcileSettleSeconds": "2",
             "KcpReadTimeoutSeconds": "1",
         },
         quiet=True,

@@ -24,7 +24,7 @@ def test_a_known_key_allows_every_route_of_the_api_for_that_shop(stack: LocalSta
 
 @pytest.mark.parametrize("token", ["Bearer sk_test_replace_me", "", "sk_live_no_scheme"])
 def test_an_unknown_or_malformed_key_is_unauthorized(stack: LocalStack, token: str) -> None:
-    with pytest.raises(Exception, match="^Unauthorized$"):
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
         stack.lambdas.invoke(
             "cancelflow-AuthorizerFunction", SAMPLE | {"authorizationToken": token}
         )

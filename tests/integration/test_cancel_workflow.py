@@ -37,7 +37,7 @@ def test_the_execution_is_named_by_the_cancellation_and_readable_by_an_operator(
     outcome = shop.outcome(accepted["cancellation_id"])
 
     sfn = stack.client("stepfunctions")
-    execution = sfn.describe_execution(executionArn=outcome["execution_id"])
+    execution = stack.wait_for_execution(outcome["execution_id"])  # Notify runs after Settle
     assert execution["name"] == accepted["cancellation_id"]
     assert execution["status"] == "SUCCEEDED"
     entered = [

@@ -87,8 +87,8 @@ PAYMENT = Payment(
 
 
 def test_a_korean_shop_emails_the_customer_and_itself_in_korean_with_the_amount_in_won() -> None:
-    shop = Shop("s", "머그상점", "owner@mug.example", "ko")
-    customer, owner = outcome_emails(shop, PAYMENT, _settled(CancellationStatus.SUCCEEDED))
+    shop = Shop("s", "머그상점", "owner@mug.example")
+    customer, owner = outcome_emails(shop, PAYMENT, _settled(CancellationStatus.SUCCEEDED), "ko")
     assert (customer.to, owner.to) == ("lee@example.com", "owner@mug.example")
     assert customer.subject == "[머그상점] 결제 취소가 완료되었습니다"
     assert "12,300원" in customer.body
@@ -97,9 +97,9 @@ def test_a_korean_shop_emails_the_customer_and_itself_in_korean_with_the_amount_
 
 
 def test_an_english_shop_gets_english_emails_and_a_rejection_explains_why() -> None:
-    shop = Shop("s", "Mug Shop", "owner@mug.example", "en")
+    shop = Shop("s", "Mug Shop", "owner@mug.example")
     customer, _ = outcome_emails(
-        shop, PAYMENT, _settled(CancellationStatus.REJECTED, ("ALREADY_CANCELLED",))
+        shop, PAYMENT, _settled(CancellationStatus.REJECTED, ("ALREADY_CANCELLED",)), "en"
     )
     assert customer.subject == "[Mug Shop] Your cancellation request was declined"
     assert "Amount cancelled: KRW 0" in customer.body

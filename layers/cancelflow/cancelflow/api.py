@@ -87,6 +87,8 @@ def to_cancel_request(body: CancelIn) -> CancelRequest:
         reason_code=body.reason_code.value,
         reason=body.reason,
         amount=body.amount,
+        requested_by=body.requested_by.value,
+        removed_items=tuple(body.removed_items),
         refund_account=RefundAccount(
             account.bank_code, account.number.replace("-", ""), account.holder
         )

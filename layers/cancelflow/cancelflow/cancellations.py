@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from cancelflow import eligibility
 from cancelflow.clock import Clock, from_utc_text, to_utc_text
+from cancelflow.eligibility import CancelAsk
 from cancelflow.errors import Problem
 from cancelflow.gateway.port import CancelAnswer, CancelOrder, Gateway, InquiryAnswer, Outcome
 from cancelflow.models import (
@@ -26,6 +27,7 @@ from cancelflow.models import (
     CancellationStatus,
     RefundAccount,
 )
+from cancelflow.reasons import explain
 from cancelflow.store.port import Conflict, InsufficientBalance, Store
 
 IDEMPOTENCY_TTL = timedelta(hours=48)  # promised: at least 24 hours
@@ -43,6 +45,17 @@ class CancelRequest:
     reason: str = ""
     amount: int | None = None  # None: everything that is left
     refund_account: RefundAccount | None = None
+    requested_by: str = "CUSTOMER"  # or SHOP
+    removed_items: tuple[int, ...] = ()
+
+    def ask(self) -> CancelAsk:
+        return _ask(
+            self.reason_code,
+            self.amount,
+            self.requested_by,
+            self.refund_account,
+            self.removed_items,
+        )
 
     def fingerprint(self, tno: str) -> str:
         """Same request, same fingerprint: how a replayed Idempotency-Key is recognised."""
@@ -55,8 +68,26 @@ class CancelRequest:
             "refund_account": [account.bank_code, account.number, account.holder]
             if account
             else None,
+            "requested_by": self.requested_by,
+            "removed_items": list(self.removed_items),
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def _ask(
+    reason_code: str,
+    amount: int | None,
+    requested_by: str,
+    account: RefundAccount | None,
+    removed_items: tuple[int, ...],
+) -> CancelAsk:
+    return CancelAsk(
+        reason_code=reason_code,
+        amount=amount,
+        requested_by="SHOP" if requested_by == "SHOP" else "CUSTOMER",
+        has_refund_account=account is not None,
+        removed_items=removed_items,
+    )
 
 
 def new_cancellation_id() -> str:
@@ -87,11 +118,17 @@ def request_cancellation(
     if payment is None:
         raise Problem("PAYMENT_NOT_FOUND", f"No payment {tno} for this shop.")
     # Answer what is clearly ineligible now; the workflow decides again, authoritatively.
-    decision = eligibility.decide(payment, request.amount)
-    if not decision.allowed:
-        code = decision.reasons[0]
-        raise Problem(code, reasons=list(decision.reasons))
     now = clock.now()
+    decision = eligibility.decide(payment, request.ask(), store.get_policy(shop_id), now)
+    if not decision.allowed:
+        raise Problem(
+            decision.reasons[0],
+            reasons=[
+                explain(code, "en") | {"message_ko": explain(code, "ko")["message"]}
+                for code in decision.reasons
+            ],
+            policy_version=decision.policy_version,
+        )
     cancellation = Cancellation(
         shop_id=shop_id,
         cancellation_id=new_cancellation_id(),
@@ -103,6 +140,8 @@ def request_cancellation(
         updated_at=now,
         requested_amount=request.amount,
         refund_account=request.refund_account,
+        requested_by=request.requested_by,
+        removed_items=request.removed_items,
     )
     try:
         store.create_cancellation(cancellation, idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)
@@ -185,11 +224,27 @@ def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> di
     payment = store.get_payment(shop_id, cancellation.tno)
     if payment is None:
         return settle_with(CancellationStatus.REJECTED, "PAYMENT_NOT_FOUND")
-    decision = eligibility.decide(payment, cancellation.requested_amount)
+    now = clock.now()
+    ask = _ask(
+        cancellation.reason_code,
+        cancellation.requested_amount,
+        cancellation.requested_by,
+        cancellation.refund_account,
+        cancellation.removed_items,
+    )
+    decision = eligibility.decide(payment, ask, store.get_policy(shop_id), now)
     if not decision.allowed:
-        return settle_with(CancellationStatus.REJECTED, *decision.reasons)
+        return settle_with(
+            CancellationStatus.REJECTED, *decision.reasons, policy_version=decision.policy_version
+        )
+    decided = replace(
+        cancellation,
+        updated_at=now,
+        breakdown=decision.breakdown,
+        policy_version=decision.policy_version,
+    )
     try:
-        store.reserve(replace(cancellation, updated_at=clock.now()), decision.amount)
+        store.reserve(decided, decision.amount)
     except InsufficientBalance:
         return settle_with(CancellationStatus.REJECTED, "AMOUNT_EXCEEDS_BALANCE")
     except Conflict:
@@ -282,8 +337,13 @@ def reconcile(
     cancellation_id: str,
     tries: int,
     max_tries: int,
+    settle_seconds: int = 30,
 ) -> dict[str, Any]:
-    """Ask KCP whether a cancel of unknown fate was applied, by its balance. Never resend."""
+    """Ask KCP whether a cancel of unknown fate was applied, by its balance. Never resend.
+
+    KCP's balance moved by the amount: applied. Unchanged: maybe still in flight, so "not
+    applied" only once `settle_seconds` have passed since it was sent; before that, ask again.
+    """
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status is CancellationStatus.RESERVED:
         return settle_with(CancellationStatus.FAILED, "GATEWAY_UNREACHABLE")  # never sent
@@ -315,9 +375,11 @@ def reconcile(
                 confirmed_by="INQUIRY",
             )
         if answer.remaining_balance == before:
-            # Not applied yet. Only after the whole window has passed is it "not applied".
-            if last:
+            sent_at = max(a.sent_at for a in cancellation.attempts if a.kind == "CANCEL")
+            if clock.now() - sent_at >= timedelta(seconds=settle_seconds):
                 return settle_with(CancellationStatus.FAILED, "NOT_APPLIED")
+            if last:
+                return settle_with(CancellationStatus.NEEDS_REVIEW, "NOT_CONFIRMED")
             return {"next": "WAIT", "tries": tries}
         return settle_with(CancellationStatus.NEEDS_REVIEW, "BALANCE_MISMATCH")
     if last:
@@ -344,6 +406,7 @@ def settle(
             res_msg=verdict.get("res_msg", cancellation.res_msg),
             cancelled_at=from_utc_text(cancelled_at) if cancelled_at else None,
             partial_seq=verdict.get("partial_seq", ""),
+            policy_version=verdict.get("policy_version", cancellation.policy_version),
             execution_id=execution_id or cancellation.execution_id,
             updated_at=clock.now(),
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cancelflow.reasons import REASONS
+
 # code: (HTTP status, title)
 CATALOGUE: dict[str, tuple[int, str]] = {
     "MALFORMED_JSON": (400, "The request body is not valid JSON."),
@@ -19,12 +21,13 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "METHOD_NOT_ALLOWED": (405, "This method is not allowed here."),
     "PAYMENT_CONFLICT": (409, "This tno is already registered with different details."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Send the body as application/json."),
-    "ALREADY_CANCELLED": (422, "The payment is already fully cancelled."),
-    "AMOUNT_EXCEEDS_BALANCE": (422, "The amount is more than the payment's cancellable balance."),
+    "FULFILLMENT_TRANSITION_INVALID": (422, "The payment cannot move to that fulfillment status."),
     "IDEMPOTENCY_KEY_REUSED": (422, "This Idempotency-Key was used with a different request."),
     "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry with the same Idempotency-Key."),
     "INTERNAL_ERROR": (500, "Something went wrong on our side."),
 }
+# Every reason a cancel can be refused for (eligibility) is also a 422 code the API may answer.
+CATALOGUE |= {code: (422, text["en"]) for code, text in REASONS.items() if code not in CATALOGUE}
 
 
 class Problem(Exception):

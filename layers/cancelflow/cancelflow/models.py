@@ -67,7 +67,6 @@ class Shop:
     shop_id: str
     name: str
     email: str
-    language: str = "ko"  # the language of the shop's outcome emails: ko or en
     kcp_secret_id: str = ""  # Secrets Manager id of the shop's KCP credentials
 
 
@@ -96,7 +95,8 @@ class Payment:
     available: int = -1
     status: PaymentStatus = PaymentStatus.PAID
     fulfillment: Fulfillment = Fulfillment.PROCESSING
-    fulfillment_at: datetime | None = None
+    fulfillment_at: datetime | None = None  # when the fulfillment last changed
+    delivered_at: datetime | None = None  # kept through a return: the withdrawal window's start
 
     def __post_init__(self) -> None:
         if self.balance < 0:
@@ -141,7 +141,11 @@ class Cancellation:
     created_at: datetime
     updated_at: datetime
     requested_amount: int | None = None  # None: cancel everything that is left
-    amount: int | None = None  # decided amount, held against the payment
+    requested_by: str = "CUSTOMER"  # or SHOP (e.g. out of stock): skips customer windows
+    removed_items: tuple[int, ...] = ()  # positions in payment.items (an order change)
+    amount: int | None = None  # decided refund, held against the payment
+    breakdown: tuple[tuple[str, int], ...] = ()  # how the refund was reached (sums to amount)
+    policy_version: int | None = None  # the shop policy the decision used
     refund_account: RefundAccount | None = None
     execution_id: str = ""
     reasons: tuple[str, ...] = ()  # stable reason codes of a rejection or failure

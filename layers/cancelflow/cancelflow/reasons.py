@@ -31,6 +31,11 @@ REASONS: dict[str, dict[str, str]] = {
         "ko": "취소 결과를 확인하지 못했습니다. 운영자가 KCP와 확인합니다.",
         "en": "The cancel's outcome could not be confirmed; an operator will check with KCP.",
     },
+    "NOT_CONFIRMED": {
+        "ko": "KCP 잔액이 아직 바뀌지 않았지만 취소가 늦게 적용될 수 있어 운영자가 확인합니다.",
+        "en": "KCP's balance has not changed yet, but the cancel may still apply late; "
+        "an operator will check.",
+    },
     "BALANCE_MISMATCH": {
         "ko": "KCP 잔액이 예상과 다릅니다. 운영자가 확인합니다.",
         "en": "KCP's balance differs from what we expected; an operator will check.",
@@ -47,6 +52,75 @@ REASONS: dict[str, dict[str, str]] = {
         "ko": "처리 중 오류가 발생했습니다. 금액은 이동하지 않았습니다.",
         "en": "An internal error stopped the cancel before anything was sent.",
     },
+    # Eligibility: why a request is not allowed (cancelflow.eligibility).
+    "RETURN_REQUIRED": {
+        "ko": "이미 발송된 상품은 취소할 수 없습니다. 상품을 받은 뒤 반품을 신청하세요.",
+        "en": "The goods have shipped and cannot be cancelled; request a return once they arrive.",
+    },
+    "RETURN_NOT_RECEIVED": {
+        "ko": "반품 상품이 아직 도착하지 않았습니다. 반품이 도착하면 환불됩니다.",
+        "en": "The returned goods have not arrived yet; the refund follows once they do.",
+    },
+    "DELIVERY_TIME_UNKNOWN": {
+        "ko": "배송 완료 시각이 없어 반품 기간을 확인할 수 없습니다. "
+        "상점이 배송 정보를 갱신해야 합니다.",
+        "en": "The delivery time is missing, so the return period cannot be checked; "
+        "the shop must update the delivery details.",
+    },
+    "WITHDRAWAL_PERIOD_EXPIRED": {
+        "ko": "청약철회(반품) 기간이 지났습니다. 상품 하자나 오배송만 환불할 수 있습니다.",
+        "en": "The withdrawal period has passed; "
+        "only defective or wrong items can be refunded now.",
+    },
+    "WARRANTY_PERIOD_EXPIRED": {
+        "ko": "하자·오배송 상품의 반품 기간이 지났습니다. 상점에 문의하세요.",
+        "en": "The return period for defective or wrong items has passed; contact the shop.",
+    },
+    "NON_REFUNDABLE_ITEM": {
+        "ko": "단순 변심으로 반품할 수 없는 상품"
+        "(예: 사용한 디지털 콘텐츠, 주문 제작 상품)이 포함되어 있습니다.",
+        "en": "The order includes goods that cannot be returned for a change of mind "
+        "(e.g. digital content already used, custom-made goods).",
+    },
+    "FEE_EXCEEDS_REFUND": {
+        "ko": "반품 배송비가 환불 금액 이상이어서 환불할 금액이 없습니다.",
+        "en": "The return shipping fee is as much as the refund, so nothing would be refunded.",
+    },
+    "MOBILE_PREVIOUS_MONTH": {
+        "ko": "휴대폰 결제는 결제한 달(한국 시간) 안에만 취소할 수 있습니다.",
+        "en": "Mobile-phone payments can be cancelled only in the month they were made (KST).",
+    },
+    "REFUND_ACCOUNT_REQUIRED": {
+        "ko": "가상계좌·계좌이체 결제는 환불받을 계좌 정보가 필요합니다.",
+        "en": "Virtual-account and bank-transfer refunds need the customer's refund account.",
+    },
+    "ESCROW_PARTIAL_NOT_ALLOWED": {
+        "ko": "에스크로 결제는 부분 취소할 수 없습니다. 전액만 취소할 수 있습니다.",
+        "en": "Escrow payments cannot be partially cancelled; only the full amount can be.",
+    },
+    "INVALID_ITEMS": {
+        "ko": "취소할 상품 목록이 올바르지 않습니다. "
+        "결제의 상품 순번(0부터)을 한 번씩만 지정하세요.",
+        "en": "The removed items are invalid: name each of the payment's items once, "
+        "by position from 0.",
+    },
+    "ITEMS_AMOUNT_MISMATCH": {
+        "ko": "요청 금액이 취소할 상품 금액의 합계와 다릅니다.",
+        "en": "The amount differs from the total of the removed items.",
+    },
+    "INVALID_AMOUNT": {
+        "ko": "취소 금액은 0원보다 커야 합니다.",
+        "en": "The amount to cancel must be more than 0 KRW.",
+    },
+}
+
+
+# Labels of a decision's breakdown lines (eligibility.Decision.breakdown).
+BREAKDOWN: dict[str, dict[str, str]] = {
+    "REQUESTED": {"ko": "요청 금액", "en": "Amount requested"},
+    "BALANCE": {"ko": "취소 가능 잔액 전체", "en": "All that is left on the payment"},
+    "ITEMS": {"ko": "취소 상품 금액", "en": "Removed items"},
+    "RETURN_SHIPPING_FEE": {"ko": "반품 배송비", "en": "Return shipping fee"},
 }
 
 

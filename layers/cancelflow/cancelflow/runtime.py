@@ -9,9 +9,7 @@ import json
 import os
 import time
 from functools import cache
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cancelflow import aws
 from cancelflow.clock import SystemClock
@@ -51,6 +49,7 @@ def workflow_config() -> dict[str, int]:
     return {
         "reconcile_wait_seconds": int(setting("RECONCILE_WAIT_SECONDS", "5")),
         "reconcile_max_tries": int(setting("RECONCILE_MAX_TRIES", "3")),
+        "reconcile_settle_seconds": int(setting("RECONCILE_SETTLE_SECONDS", "30")),
     }
 
 

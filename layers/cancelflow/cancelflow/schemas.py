@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from cancelflow.models import PayMethod
+from cancelflow.models import Fulfillment, PayMethod
 
 Krw = Annotated[int, Field(strict=True, gt=0, le=10_000_000_000, description="KRW, integer")]
 Tno = Annotated[str, Field(pattern=r"^\d{14}$", description="KCP transaction number")]
@@ -62,10 +62,26 @@ class RefundAccountIn(Strict):
     holder: Annotated[str, Field(min_length=1, max_length=40)]
 
 
+class Requester(StrEnum):
+    CUSTOMER = "CUSTOMER"  # the customer asked (the default): the customer-facing windows apply
+    SHOP = "SHOP"  # the shop's own decision (e.g. out of stock): method rules still apply
+
+
 class CancelIn(Strict):
     """A cancel request: without amount it cancels everything that is left."""
 
     amount: Krw | None = None
     reason_code: ReasonCode
     reason: Annotated[str, Field(max_length=200)] = ""
+    requested_by: Requester = Requester.CUSTOMER
+    removed_items: list[Annotated[int, Field(strict=True, ge=0)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="ORDER_CHANGE: positions (from 0) of the payment's items given back",
+    )
     refund_account: RefundAccountIn | None = None
+
+
+class FulfillmentIn(Strict):
+    status: Fulfillment
+    at: AwareDatetime | None = Field(default=None, description="when it happened; default now")

@@ -7,7 +7,7 @@ from typing import Any
 from cancelflow.clock import to_kst_text
 from cancelflow.gateway import codes
 from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment
-from cancelflow.reasons import explain
+from cancelflow.reasons import BREAKDOWN, explain
 
 
 def _kst(moment: Any) -> str | None:
@@ -38,6 +38,7 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "approved_at": _kst(payment.approved_at),
         "fulfillment": payment.fulfillment.value,
         "fulfillment_at": _kst(payment.fulfillment_at),
+        "delivered_at": _kst(payment.delivered_at),
     }
 
 
@@ -74,6 +75,19 @@ def cancellation_view(
         "reason_code": c.reason_code,
         "reason": c.reason,
         "reasons": [explain(code, lang) for code in c.reasons],
+        "requested_by": c.requested_by,
+        "removed_items": list(c.removed_items),
+        "decision": {
+            "policy_version": c.policy_version,
+            "breakdown": [
+                {
+                    "code": label,
+                    "label": BREAKDOWN.get(label, {}).get(lang, label),
+                    "amount": amount,
+                }
+                for label, amount in c.breakdown
+            ],
+        },
         "refund_account": (
             {
                 "bank_code": account.bank_code,

@@ -68,9 +68,11 @@ def won(amount: int, lang: str) -> str:
     return f"{amount:,}원" if lang == "ko" else f"KRW {amount:,}"
 
 
-def outcome_emails(shop: Shop, payment: Payment, cancellation: Cancellation) -> list[Email]:
+def outcome_emails(
+    shop: Shop, payment: Payment, cancellation: Cancellation, lang: str = "ko"
+) -> list[Email]:
     """The customer's and the shop's email for a settled cancellation, in the shop's language."""
-    lang = shop.language if shop.language in _SUBJECTS else "ko"
+    lang = lang if lang in _SUBJECTS else "ko"
     labels = _LABELS[lang]
     subject = _SUBJECTS[lang][cancellation.status].format(shop=shop.name)
     refunded = (

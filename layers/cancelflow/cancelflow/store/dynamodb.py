@@ -37,6 +37,7 @@ from cancelflow.models import (
     RefundAccount,
     Shop,
 )
+from cancelflow.policy import ShopPolicy, default_policy, policy_from_doc, policy_to_doc
 from cancelflow.store.port import (
     Conflict,
     IdempotencyRecord,
@@ -100,7 +101,6 @@ class DynamoStore:
             shop_id=shop_id,
             name=item["name"],
             email=item["email"],
-            language=item.get("language", "ko"),
             kcp_secret_id=item.get("kcp_secret_id", ""),
         )
 
@@ -149,7 +149,6 @@ class DynamoStore:
                     "SK": "PROFILE",
                     "name": shop.name,
                     "email": shop.email,
-                    "language": shop.language,
                     "kcp_secret_id": shop.kcp_secret_id,
                 }
             ),
@@ -198,16 +197,23 @@ class DynamoStore:
             raise
 
     def reserve(self, cancellation: Cancellation, amount: int) -> None:
+        """REQUESTED -> RESERVED with the decision (amount, breakdown, policy version)."""
         now = to_utc_text(cancellation.updated_at)
+        decision = {
+            ":breakdown": [[label, value] for label, value in cancellation.breakdown],
+            ":policy": cancellation.policy_version,
+        }
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     self._update(
                         _cancellation_key(cancellation.shop_id, cancellation.cancellation_id),
-                        "SET #st = :reserved, amount = :amt, updated_at = :now",
+                        "SET #st = :reserved, amount = :amt, updated_at = :now, "
+                        "breakdown = :breakdown, policy_version = :policy",
                         "#st = :requested",
                         {":reserved": "RESERVED", ":amt": amount, ":now": now}
-                        | {":requested": "REQUESTED"},
+                        | {":requested": "REQUESTED"}
+                        | decision,
                     ),
                     self._update(
                         _payment_key(cancellation.shop_id, cancellation.tno),
@@ -331,6 +337,55 @@ class DynamoStore:
                 raise Conflict("cancellation already settled") from e
             raise
 
+    def get_policy(self, shop_id: str) -> ShopPolicy:
+        item = self._get({"PK": f"SHOP#{shop_id}", "SK": "POLICY"})
+        return policy_from_doc(item["policy"]) if item else default_policy()
+
+    def put_policy(self, shop_id: str, policy: ShopPolicy, replaces: int, at: datetime) -> None:
+        """Store `policy` (whose version is replaces + 1) as current, and keep it in history.
+
+        Conflict if another change replaced version `replaces` first.
+        """
+        doc = {"policy": policy_to_doc(policy), "version": policy.version, "at": to_utc_text(at)}
+        current = {"PK": f"SHOP#{shop_id}", "SK": "POLICY"} | doc
+        history = {"PK": f"SHOP#{shop_id}", "SK": f"POLICY#{policy.version:06d}"} | doc
+        condition = "attribute_not_exists(PK) OR version = :prev"
+        put_current = self._put(current, condition)
+        put_current["Put"]["ExpressionAttributeValues"] = _marshal({":prev": replaces})
+        try:
+            self._db.transact_write_items(
+                TransactItems=[put_current, self._put(history, "attribute_not_exists(PK)")]
+            )
+        except ClientError as e:
+            if _code(e) == "TransactionCanceledException":
+                raise Conflict("the policy changed meanwhile") from e
+            raise
+
+    def set_fulfillment(self, payment: Payment, changed: Payment) -> None:
+        """Record a fulfillment transition; Conflict if the stored one moved meanwhile."""
+        values = {
+            ":new": changed.fulfillment.value,
+            ":old": payment.fulfillment.value,
+            ":at": _text(changed.fulfillment_at),
+            ":delivered": _text(changed.delivered_at),
+        }
+        expression = "SET fulfillment = :new, fulfillment_at = :at"
+        expression += (
+            ", delivered_at = :delivered" if changed.delivered_at else " REMOVE delivered_at"
+        )
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(_payment_key(payment.shop_id, payment.tno)),
+                UpdateExpression=expression,
+                ConditionExpression="fulfillment = :old",
+                ExpressionAttributeValues=_marshal(values),
+            )
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise Conflict("fulfillment changed meanwhile") from e
+            raise
+
     # --- transaction pieces ----------------------------------------------------------
 
     def _put(self, item: Mapping[str, Any], condition: str) -> dict[str, Any]:
@@ -415,6 +470,7 @@ def _payment_item(p: Payment) -> dict[str, Any]:
         "status": p.status.value,
         "fulfillment": p.fulfillment.value,
         "fulfillment_at": _text(p.fulfillment_at),
+        "delivered_at": _text(p.delivered_at),
     }
 
 
@@ -438,6 +494,7 @@ def _payment_from(i: dict[str, Any]) -> Payment:
         status=PaymentStatus(i["status"]),
         fulfillment=Fulfillment(i.get("fulfillment", "PROCESSING")),
         fulfillment_at=_time(i.get("fulfillment_at")),
+        delivered_at=_time(i.get("delivered_at")),
     )
 
 
@@ -467,7 +524,11 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
         "created_at": created,
         "updated_at": to_utc_text(c.updated_at),
         "requested_amount": c.requested_amount,
+        "requested_by": c.requested_by,
+        "removed_items": list(c.removed_items),
         "amount": c.amount,
+        "breakdown": [[label, amount] for label, amount in c.breakdown],
+        "policy_version": c.policy_version,
         "refund_account": (
             {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
             if account
@@ -495,7 +556,11 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         created_at=from_utc_text(i["created_at"]),
         updated_at=from_utc_text(i["updated_at"]),
         requested_amount=i.get("requested_amount"),
+        requested_by=i.get("requested_by", "CUSTOMER"),
+        removed_items=tuple(i.get("removed_items", [])),
         amount=i.get("amount"),
+        breakdown=tuple((str(label), int(amount)) for label, amount in i.get("breakdown", [])),
+        policy_version=i.get("policy_version"),
         refund_account=RefundAccount(**account) if account else None,
         execution_id=i.get("execution_id", ""),
         reasons=tuple(i.get("reasons", [])),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Protocol
 
 from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment, Shop
+from cancelflow.policy import ShopPolicy
 
 
 class Conflict(Exception):
@@ -36,6 +37,18 @@ class Store(Protocol):
         ...
 
     def get_payment(self, shop_id: str, tno: str) -> Payment | None: ...
+
+    def set_fulfillment(self, payment: Payment, changed: Payment) -> None:
+        """Conflict if the stored fulfillment is no longer payment.fulfillment."""
+        ...
+
+    def get_policy(self, shop_id: str) -> ShopPolicy:
+        """The shop's current policy, or the default (the law's minimum)."""
+        ...
+
+    def put_policy(self, shop_id: str, policy: ShopPolicy, replaces: int, at: datetime) -> None:
+        """Conflict if the current version is no longer `replaces`."""
+        ...
 
     def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None: ...
 

@@ -1,0 +1,140 @@
+"""KCP misbehaves; the workflow never refunds twice and never reports a refund that did not happen.
+
+Each test injects a fault at the sandbox for its own payment, cancels through the API, and reads
+the outcome as the shop would, then checks what "KCP" holds.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from .conftest import Sandbox, ShopClient
+
+
+def _attempts(outcome: dict) -> list[tuple[str, str]]:
+    return [(a["kind"], a["outcome"]) for a in outcome["attempts"]]
+
+
+def test_commit_then_timeout_ends_succeeded_via_inquiry_with_exactly_one_cancel_at_kcp(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=3)
+
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+
+    assert outcome["status"] == "SUCCEEDED"
+    assert outcome["refunded_amount"] == 15000
+    assert _attempts(outcome) == [("CANCEL", "UNKNOWN"), ("INQUIRY", "SUCCEEDED")]
+    assert len(sandbox.calls(paid["tno"])) == 1
+    assert [c["amount"] for c in sandbox.state(paid["tno"])["cancels"]] == [15000]
+
+
+def test_http_500_is_reconciled_as_not_applied_without_a_second_cancel(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "http_500")
+
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+
+    assert outcome["status"] == "FAILED"
+    assert [r["code"] for r in outcome["reasons"]] == ["NOT_APPLIED"]
+    assert outcome["refunded_amount"] == 0
+    # Unchanged balance means "not applied" only after a quiet period (2 s here): until then
+    # the cancel may still be in flight at KCP, so it asks again rather than conclude.
+    inquiries = _attempts(outcome)[1:]
+    assert _attempts(outcome)[0] == ("CANCEL", "UNKNOWN")
+    assert 2 <= len(inquiries) <= 4 and set(inquiries) == {("INQUIRY", "SUCCEEDED")}
+    assert len(sandbox.calls(paid["tno"])) == 1
+    assert sandbox.state(paid["tno"])["balance"] == 15000
+    # Nothing moved, so the hold was released: asking again works.
+    retry = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    assert retry["status"] == "SUCCEEDED"
+    assert sandbox.state(paid["tno"])["balance"] == 0
+
+
+def test_a_malformed_answer_after_kcp_applied_the_cancel_is_reconciled_as_succeeded(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "malformed")
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    assert outcome["status"] == "SUCCEEDED"
+    assert len(sandbox.state(paid["tno"])["cancels"]) == 1
+    assert len(sandbox.calls(paid["tno"])) == 1
+
+
+def test_a_connection_reset_is_unknown_then_not_applied(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "reset")
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    assert outcome["status"] == "FAILED"
+    assert sandbox.state(paid["tno"])["cancels"] == []
+
+
+def test_a_refusal_shows_kcps_code_with_a_plain_message_and_a_hint(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "res_cd", value="8012")
+
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+
+    assert outcome["status"] == "FAILED"
+    assert [r["code"] for r in outcome["reasons"]] == ["GATEWAY_DECLINED"]
+    gateway = outcome["gateway"]
+    assert gateway["res_cd"] == "8012"
+    assert "IP" in gateway["message"] and gateway["hint"]
+    assert outcome["attempts"][0]["gateway"]["res_cd"] == "8012"
+    assert len(sandbox.calls(paid["tno"])) == 1  # a definitive refusal is not retried
+    assert shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])["status"] == "SUCCEEDED"
+
+
+def test_when_kcp_cannot_tell_the_cancel_needs_review_and_keeps_its_hold(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=3)
+    sandbox.fault(paid["tno"], "http_500", path="inquiry", times=10)
+
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+
+    assert outcome["status"] == "NEEDS_REVIEW"
+    assert [r["code"] for r in outcome["reasons"]] == ["INQUIRY_FAILED"]
+    assert _attempts(outcome) == [("CANCEL", "UNKNOWN")] + [("INQUIRY", "UNKNOWN")] * 4
+    # Money may have moved (here it did): the amount stays held, so nobody cancels it again.
+    again = shop.cancel(paid["tno"])
+    assert again.status == 422
+    assert again.code == "AMOUNT_EXCEEDS_BALANCE"
+    assert len(sandbox.calls(paid["tno"])) == 1
+
+
+def test_latency_below_the_timeout_is_just_slow(
+    shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "latency_ms", value=300)
+    outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    assert outcome["status"] == "SUCCEEDED"
+    assert _attempts(outcome) == [("CANCEL", "SUCCEEDED")]
+
+
+def test_concurrent_partial_cancels_never_refund_more_than_was_paid(
+    shop: ShopClient, sandbox: Sandbox
+) -> None:
+    payment = sandbox.approve(amount=10000)
+    shop.register(payment)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        accepted = list(
+            pool.map(
+                lambda _: shop.cancel(payment["tno"], {"reason_code": "OTHER", "amount": 4000}),
+                range(3),
+            )
+        )
+    assert [a.status for a in accepted] == [202, 202, 202]
+
+    outcomes = [shop.outcome(a.body["cancellation_id"]) for a in accepted]
+
+    statuses = sorted(o["status"] for o in outcomes)
+    assert statuses == ["REJECTED", "SUCCEEDED", "SUCCEEDED"]
+    loser = next(o for o in outcomes if o["status"] == "REJECTED")
+    assert [r["code"] for r in loser["reasons"]] == ["AMOUNT_EXCEEDS_BALANCE"]
+    at_kcp = sandbox.state(payment["tno"])
+    assert at_kcp["balance"] == 2000
+    assert [c["amount"] for c in at_kcp["cancels"]] == [4000, 4000]
