@@ -69,6 +69,10 @@ validate: $(SAM) ## sam validate --lint
 build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (arm64, no Docker)
 	$(SAM_ENV) $(SAM) build --region ap-northeast-2
 
+.PHONY: openapi
+openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
+	$(BIN)/python -m local.openapi
+
 .PHONY: bench
 bench: $(BIN)/.installed ## the speed and memory figures the issues ask for
 	@for b in bench/*.py; do echo "== $$b"; PYTHONPATH=layers/cancelflow:. $(BIN)/python $$b || exit 1; echo; done

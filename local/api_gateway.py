@@ -13,11 +13,12 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from local.lambdas import LocalLambdas
-from local.template import ACCOUNT, REGION, Template
+from local.template import ACCOUNT, REGION, ROOT, Template
 
 DEFAULT_RESPONSES = {
     "UNAUTHORIZED": 401,
@@ -44,11 +45,10 @@ class LocalApi:
         self.lambdas = lambdas
         self.api = template.api(api_id)
         self.stage = self.api.get("StageName", "prod")
-        self.routes = [
-            Route(r["method"], r["path"], r["function"])
-            for r in template.api_routes()
-            if r["api"] == api_id
-        ]
+        routes = [r for r in template.api_routes() if r["api"] == api_id]
+        # API Gateway prefers a literal path segment to a {parameter} at the same place.
+        routes.sort(key=lambda r: ["{" in part for part in r["path"].split("/")])
+        self.routes = [Route(r["method"], r["path"], r["function"]) for r in routes]
         functions = template.functions()
         self.function_names = {k: f.name for k, f in functions.items()}
         auth = self.api.get("Auth", {})
@@ -94,6 +94,8 @@ class LocalApi:
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
         path = parts.path
+        if method == "GET" and (path == "/openapi.json" or path.startswith("/swagger")):
+            return _docs(path)
         route, params = next(
             (
                 (r, p)
@@ -183,6 +185,29 @@ class LocalApi:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+SWAGGER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>cancelflow API (local)</title>
+<link rel="stylesheet" href="/swagger/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="/swagger/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
+</body></html>"""
+_TYPES = {".js": "application/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+def _docs(path: str) -> tuple[int, dict[str, str], bytes]:
+    """Swagger UI on the local stack only (in AWS the API has no such route)."""
+    if path == "/openapi.json":
+        return 200, {"Content-Type": "application/json"}, (ROOT / "openapi.json").read_bytes()
+    if path in ("/swagger", "/swagger/"):
+        return 200, {"Content-Type": "text/html; charset=utf-8"}, SWAGGER_PAGE.encode()
+    from swagger_ui_bundle import swagger_ui_path
+
+    asset = Path(swagger_ui_path) / Path(path).name
+    if not asset.is_file():
+        return 404, {"Content-Type": "text/plain"}, b"not found"
+    return 200, {"Content-Type": _TYPES.get(asset.suffix, "text/plain")}, asset.read_bytes()
 
 
 def _header(headers: dict[str, str], name: str) -> str:

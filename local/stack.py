@@ -213,6 +213,14 @@ class LocalStack:
                 roleArn=f"arn:aws:iam::123456789012:role/{machine['name']}",
                 type=machine["type"],
             )
+        s3 = self.client("s3")
+        for bucket in self.template.buckets():
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
+        smgr = self.client("secretsmanager")
+        for name, length in self.template.generated_secrets():
+            smgr.create_secret(Name=name, SecretString=secrets.token_urlsafe(length)[:length])
         ses = self.client("sesv2")
         for identity in self.template.email_identities():
             ses.create_email_identity(EmailIdentity=identity)

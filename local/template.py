@@ -77,9 +77,11 @@ class Template:
 
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
-        for key in ("Name", "TableName", "FunctionName", "LogGroupName"):
+        for key in ("Name", "TableName", "FunctionName", "LogGroupName", "BucketName"):
             if key in props:
                 return str(self.resolve(props[key]))
+        if self.resources[logical_id]["Type"] == "AWS::S3::Bucket":
+            return f"{self.stack_name}-{logical_id}".lower()  # bucket names are lowercase
         return f"{self.stack_name}-{logical_id}"
 
     def arn(self, logical_id: str) -> str:
@@ -259,6 +261,18 @@ class Template:
 
     def api(self, logical_id: str) -> dict[str, Any]:
         return self.resolve(self.resources[logical_id]["Properties"])
+
+    def buckets(self) -> list[str]:
+        return [self.physical_name(k) for k in self.of_type("AWS::S3::Bucket")]
+
+    def generated_secrets(self) -> list[tuple[str, int]]:
+        """(name, length) of each secret whose value the template generates."""
+        found = []
+        for logical_id, spec in self.of_type("AWS::SecretsManager::Secret").items():
+            generate = spec["Properties"].get("GenerateSecretString")
+            if generate:
+                found.append((self.physical_name(logical_id), int(generate["PasswordLength"])))
+        return found
 
     def email_identities(self) -> list[str]:
         return [

@@ -4,10 +4,19 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
 from cancelflow import cancellations, payments, runtime, shops
-from cancelflow.api import install_problem_handlers, json_text, to_cancel_request, to_payment
+from cancelflow.api import (
+    history_query,
+    install_problem_handlers,
+    json_text,
+    to_cancel_request,
+    to_payment,
+)
+from cancelflow.clock import KST
+from cancelflow.export import csv_chunks
+from cancelflow.models import PaymentStatus, PayMethod
 from cancelflow.policy import policy_to_doc
 from cancelflow.schemas import CancelIn, FulfillmentIn, PaymentIn, Tno
 from cancelflow.views import cancellation_view, payment_view
@@ -20,6 +29,12 @@ IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
 ]
 AcceptLanguage = Annotated[str | None, Header(alias="Accept-Language")]
+SinceParam = Annotated[
+    str | None, Query(alias="from", description="KST date (2026-11-01) or ISO time with offset")
+]
+UntilParam = Annotated[
+    str | None, Query(alias="to", description="KST date (whole day included) or ISO time")
+]
 
 
 def shop_id() -> str:
@@ -42,6 +57,71 @@ def register_payment(body: PaymentIn):
         runtime.store(), runtime.clock, to_payment(shop_id(), body, runtime.clock.now())
     )
     return _json(201 if created else 200, payment_view(payment))
+
+
+@app.get("/v1/payments")
+def payment_history(
+    since: SinceParam = None,
+    until: UntilParam = None,
+    min_amount: Annotated[int | None, Query(ge=0)] = None,
+    max_amount: Annotated[int | None, Query(ge=0)] = None,
+    product: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[PaymentStatus | None, Query()] = None,
+    method: Annotated[PayMethod | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+):
+    query = history_query(since, until, min_amount, max_amount, product, status, method, limit)
+    page, next_cursor = payments.history(
+        runtime.store(), shop_id(), query, cursor, runtime.cursor_key()
+    )
+    body = {"payments": [payment_view(p) for p in page.payments], "next_cursor": next_cursor}
+    return _json(200, body)
+
+
+@app.get("/v1/payments/export")
+def export_payments(
+    since: SinceParam = None,
+    until: UntilParam = None,
+    min_amount: Annotated[int | None, Query(ge=0)] = None,
+    max_amount: Annotated[int | None, Query(ge=0)] = None,
+    product: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[PaymentStatus | None, Query()] = None,
+    method: Annotated[PayMethod | None, Query()] = None,
+    accept_language: AcceptLanguage = None,
+):
+    query = history_query(since, until, min_amount, max_amount, product, status, method, 100)
+    rows = payments.export(runtime.store(), shop_id(), query)
+    name = f"payments-{runtime.clock.now().astimezone(KST):%Y%m%d-%H%M%S}.csv"
+    url = runtime.exporter().upload(name, csv_chunks(rows, language(accept_language)))
+    # See Other: `curl -L` (or a browser) follows it to the file.
+    return _json(303, {"url": url, "file": name}, {"Location": url})
+
+
+@app.get("/v1/payments/<tno>")
+def payment_detail(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
+    store = runtime.store()
+    payment = payments.get(store, shop_id(), tno)
+    lang = language(accept_language)
+    starter = runtime.starter()
+    cancellations_ = [
+        cancellation_view(c, starter.execution_arn(c.cancellation_id), lang)
+        for c in store.payment_cancellations(payment.shop_id, tno)
+    ]
+    return _json(200, payment_view(payment) | {"cancellations": cancellations_})
+
+
+@app.get("/v1/payments/<tno>/cancellations")
+def payment_cancellations(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
+    store = runtime.store()
+    payment = payments.get(store, shop_id(), tno)
+    lang = language(accept_language)
+    starter = runtime.starter()
+    views = [
+        cancellation_view(c, starter.execution_arn(c.cancellation_id), lang)
+        for c in store.payment_cancellations(payment.shop_id, tno)
+    ]
+    return _json(200, {"cancellations": views})
 
 
 @app.patch("/v1/payments/<tno>/fulfillment")

@@ -149,7 +149,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "ReconcileWaitSeconds": "1",
             "ReconcileMaxTries": "4",
             "ReconcileSettleSeconds": "2",
-            "KcpReadTimeoutSeconds": "1",
+            "KcpReadTimeoutSeconds": "3",  # loaded CI machines answer slowly
         },
         quiet=True,
     )

@@ -18,7 +18,7 @@ def _attempts(outcome: dict) -> list[tuple[str, str]]:
 def test_commit_then_timeout_ends_succeeded_via_inquiry_with_exactly_one_cancel_at_kcp(
     shop: ShopClient, sandbox: Sandbox, paid: dict
 ) -> None:
-    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=3)
+    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=5)
 
     outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
 
@@ -91,7 +91,7 @@ def test_a_refusal_shows_kcps_code_with_a_plain_message_and_a_hint(
 def test_when_kcp_cannot_tell_the_cancel_needs_review_and_keeps_its_hold(
     shop: ShopClient, sandbox: Sandbox, paid: dict
 ) -> None:
-    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=3)
+    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=5)
     sandbox.fault(paid["tno"], "http_500", path="inquiry", times=10)
 
     outcome = shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -12,8 +12,10 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from cancelflow.cancellations import CancelRequest
+from cancelflow.clock import KST
 from cancelflow.errors import Problem
-from cancelflow.models import Payment, RefundAccount
+from cancelflow.models import Payment, PaymentStatus, PayMethod, RefundAccount
+from cancelflow.payments import HistoryQuery
 from cancelflow.schemas import CancelIn, PaymentIn
 
 PROBLEM_JSON = "application/problem+json"
@@ -61,6 +63,45 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
     def _unexpected(error: Exception) -> Response:
         logger.exception("unexpected error")
         return problem_response(Problem("INTERNAL_ERROR"), app.current_event.path)
+
+
+def moment(text: str | None, name: str, end_of_day: bool = False) -> datetime | None:
+    """A KST date (the whole day when it ends a range) or an ISO time with an offset."""
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime.combine(day, time.min, KST)
+            return start + timedelta(days=1, seconds=-1) if end_of_day else start
+        parsed = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise Problem("VALIDATION_FAILED", f"{name}: not a date or ISO time") from error
+    if parsed.tzinfo is None:
+        raise Problem("VALIDATION_FAILED", f"{name}: an ISO time needs an offset, e.g. +09:00")
+    return parsed
+
+
+def history_query(
+    since: str | None,
+    until: str | None,
+    min_amount: int | None,
+    max_amount: int | None,
+    product: str | None,
+    status: PaymentStatus | None,
+    method: PayMethod | None,
+    limit: int,
+) -> HistoryQuery:
+    return HistoryQuery(
+        since=moment(since, "from"),
+        until=moment(until, "to", end_of_day=True),
+        min_amount=min_amount,
+        max_amount=max_amount,
+        product=(product or "").strip(),
+        status=status,
+        method=method,
+        limit=limit,
+    )
 
 
 def to_payment(shop_id: str, body: PaymentIn, now: datetime) -> Payment:

@@ -11,7 +11,7 @@ from botocore.config import Config
 
 _CONFIG = Config(
     connect_timeout=2,
-    read_timeout=5,
+    read_timeout=10,
     retries={"mode": "standard", "max_attempts": 3},
 )
 

@@ -13,6 +13,10 @@ from cancelflow.reasons import REASONS
 CATALOGUE: dict[str, tuple[int, str]] = {
     "MALFORMED_JSON": (400, "The request body is not valid JSON."),
     "VALIDATION_FAILED": (400, "Some fields are missing or invalid."),
+    "INVALID_CURSOR": (
+        400,
+        "The cursor is not valid for these filters; start from the first page.",
+    ),
     "IDEMPOTENCY_KEY_REQUIRED": (400, "Send an Idempotency-Key header with every cancellation."),
     "UNAUTHORIZED": (401, "Missing or unknown API key."),
     "NOT_FOUND": (404, "No such resource."),

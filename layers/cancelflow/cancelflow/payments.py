@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from cancelflow import cursor as cursor_codec
 from cancelflow.clock import Clock
 from cancelflow.errors import Problem
-from cancelflow.models import Fulfillment, Payment
+from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
 from cancelflow.store.port import Conflict, Store
 
 
@@ -66,3 +71,80 @@ def update_fulfillment(
     except Conflict as error:
         raise Problem("SERVICE_UNAVAILABLE", "The fulfillment changed meanwhile; retry.") from error
     return changed
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Filters of the payment history. The approval-time range is keyed; the rest filter."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    min_amount: int | None = None
+    max_amount: int | None = None
+    product: str = ""  # case-insensitive substring of the product name
+    status: PaymentStatus | None = None
+    method: PayMethod | None = None
+    limit: int = 20
+
+    def scope(self, shop_id: str) -> str:
+        """What a cursor is bound to: the shop and every filter (not the page size)."""
+        doc = {
+            "shop": shop_id,
+            "since": _text(self.since),
+            "until": _text(self.until),
+            "min": self.min_amount,
+            "max": self.max_amount,
+            "product": self.product.casefold(),
+            "status": self.status.value if self.status else None,
+            "method": self.method.value if self.method else None,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    payments: tuple[Payment, ...]
+    next_position: dict[str, Any] | None  # where the next page starts; None at the end
+    requests: int = 0  # DynamoDB requests this page cost
+    read_units: float = 0.0  # and the read capacity they consumed
+    items_read: int = 0  # items DynamoDB read (before filters): what read units pay for
+
+
+def _text(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def history(
+    store: Store, shop_id: str, query: HistoryQuery, cursor: str | None, key: bytes
+) -> tuple[HistoryPage, str | None]:
+    """One page of the shop's payments, newest first, and the cursor to the next page."""
+    if query.since and query.until and query.since > query.until:
+        raise Problem("VALIDATION_FAILED", "from must not be after to.")
+    scope = query.scope(shop_id)
+    try:
+        position = cursor_codec.decode(cursor, scope, key) if cursor else None
+    except cursor_codec.BadCursor as error:
+        raise Problem("INVALID_CURSOR", str(error)) from error
+    try:
+        page = store.history_page(shop_id, query, position)
+    except Conflict as error:
+        raise Problem("INVALID_CURSOR") from error
+    following = page.next_position
+    return page, cursor_codec.encode(following, scope, key) if following else None
+
+
+def export(store: Store, shop_id: str, query: HistoryQuery) -> Iterator[Payment]:
+    """Every payment the filters match, newest first, read page by page (constant memory)."""
+    position: dict[str, Any] | None = None
+    while True:
+        page = store.history_page(shop_id, replace(query, limit=EXPORT_PAGE), position)
+        yield from page.payments
+        if page.next_position is None:
+            return
+        position = page.next_position
+
+
+EXPORT_PAGE = 500

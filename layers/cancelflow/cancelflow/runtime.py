@@ -15,6 +15,7 @@ from cancelflow import aws
 from cancelflow.clock import SystemClock
 
 if TYPE_CHECKING:  # each Lambda imports only the adapters it uses: cold starts stay short
+    from cancelflow.export.s3 import S3Exporter
     from cancelflow.gateway.port import Gateway
     from cancelflow.models import Cancellation, Shop
     from cancelflow.notify.ses import SesMailer
@@ -42,6 +43,20 @@ def mailer() -> SesMailer:
     from cancelflow.notify.ses import SesMailer
 
     return SesMailer(aws.client("sesv2"), setting("MAIL_FROM"))
+
+
+@cache
+def exporter() -> S3Exporter:
+    from cancelflow.export.s3 import S3Exporter
+
+    return S3Exporter(aws.client("s3"), setting("EXPORT_BUCKET"))
+
+
+@cache
+def cursor_key() -> bytes:
+    """The key that signs page cursors (a generated secret, read once per container)."""
+    secret = aws.client("secretsmanager").get_secret_value(SecretId=setting("CURSOR_SECRET_ID"))
+    return str(secret["SecretString"]).encode()
 
 
 def workflow_config() -> dict[str, int]:

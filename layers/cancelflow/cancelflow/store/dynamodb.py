@@ -37,6 +37,7 @@ from cancelflow.models import (
     RefundAccount,
     Shop,
 )
+from cancelflow.payments import HistoryPage, HistoryQuery
 from cancelflow.policy import ShopPolicy, default_policy, policy_from_doc, policy_to_doc
 from cancelflow.store.port import (
     Conflict,
@@ -137,6 +138,101 @@ class DynamoStore:
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def payment_cancellations(self, shop_id: str, tno: str) -> list[Cancellation]:
+        """Every cancellation of a payment with its attempts, oldest first (one Query)."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByPayment",
+            "KeyConditionExpression": "GSI2PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"SHOP#{shop_id}#PAY#{tno}"}},
+        }
+        while True:
+            page = self._db.query(**kwargs)
+            items += [_unmarshal(i) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        attempts: dict[str, list[Attempt]] = {}
+        for item in items:
+            if item["type"] == "ATTEMPT":
+                attempts.setdefault(item["cancellation_id"], []).append(_attempt_from(item))
+        return [
+            _cancellation_from(
+                item, tuple(sorted(attempts.get(item["cancellation_id"], []), key=lambda a: a.seq))
+            )
+            for item in items
+            if item["type"] == "CANCELLATION"
+        ]
+
+    def history_page(
+        self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None
+    ) -> HistoryPage:
+        """Newest first within the approval-time range (keyed); other filters are applied as
+        DynamoDB reads, until the page is full, the range ends, or the read budget is spent."""
+        partition = f"SHOP#{shop_id}#PAYMENTS"
+        low = to_utc_text(query.since) if query.since else "0"
+        high = (to_utc_text(query.until) + "#~") if query.until else "~"
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":pk": partition, ":low": low, ":high": high}
+        filters = []
+        if query.min_amount is not None:
+            filters.append("amount >= :min")
+            values[":min"] = query.min_amount
+        if query.max_amount is not None:
+            filters.append("amount <= :max")
+            values[":max"] = query.max_amount
+        if query.product:
+            filters.append("contains(product_name_lower, :product)")
+            values[":product"] = query.product.casefold()
+        if query.status:
+            filters.append("#st = :status")
+            names["#st"] = "status"
+            values[":status"] = query.status.value
+        if query.method:
+            filters.append("#method = :method")
+            names["#method"] = "method"
+            values[":method"] = query.method.value
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "PaymentsByApprovalTime",
+            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :low AND :high",
+            "ExpressionAttributeValues": _marshal(values),
+            "ScanIndexForward": False,
+            "ReturnConsumedCapacity": "TOTAL",
+            # Unfiltered, a page is one read of exactly `limit`; filtered, read wider per request.
+            "Limit": min(HISTORY_READ_MAX, query.limit * 10) if filters else query.limit,
+        }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if position:
+            if position.get("GSI1PK") != partition:  # a cursor only ever resumes in this shop
+                raise Conflict("position outside this shop's history")
+            kwargs["ExclusiveStartKey"] = _marshal(position)
+        found: list[dict[str, Any]] = []
+        requests, units, read = 0, 0.0, 0
+        while requests < HISTORY_READ_BUDGET:
+            page = self._db.query(**kwargs)
+            requests += 1
+            units += float(page.get("ConsumedCapacity", {}).get("CapacityUnits", 0))
+            read += int(page.get("ScannedCount", 0))
+            rows = page["Items"]
+            more = "LastEvaluatedKey" in page
+            for n, raw in enumerate(rows):
+                found.append(raw)
+                if len(found) == query.limit:
+                    last = n == len(rows) - 1 and not more
+                    following = None if last else {k: _de.deserialize(raw[k]) for k in _GSI1_KEY}
+                    return _history(found, following, requests, units, read)
+            if not more:
+                return _history(found, None, requests, units, read)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        # Budget spent on a selective filter: a short page, and where to go on from.
+        following = {k: _de.deserialize(v) for k, v in kwargs["ExclusiveStartKey"].items()}
+        return _history(found, following, requests, units, read)
 
     # --- setup (seeding a shop; the product has no sign-up flow yet) ------------------
 
@@ -417,6 +513,22 @@ class DynamoStore:
         if names:
             update["ExpressionAttributeNames"] = dict(names)
         return {"Update": update}
+
+
+HISTORY_READ_BUDGET = 8  # DynamoDB requests one history page may cost at most
+HISTORY_READ_MAX = 1000  # items read per request when filters cannot be keyed
+_GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")
+
+
+def _history(
+    rows: list[dict[str, Any]],
+    following: dict[str, Any] | None,
+    requests: int,
+    units: float,
+    read: int,
+) -> HistoryPage:
+    payments = tuple(_payment_from(_unmarshal(r)) for r in rows)
+    return HistoryPage(payments, following, requests, units, read)
 
 
 def _payment_status_after(cancellation: Cancellation, amount: int) -> str:

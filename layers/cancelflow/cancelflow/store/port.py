@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment, Shop
 from cancelflow.policy import ShopPolicy
+
+if TYPE_CHECKING:  # payments imports this module
+    from cancelflow.payments import HistoryPage, HistoryQuery
 
 
 class Conflict(Exception):
@@ -37,6 +40,14 @@ class Store(Protocol):
         ...
 
     def get_payment(self, shop_id: str, tno: str) -> Payment | None: ...
+
+    def history_page(
+        self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None
+    ) -> HistoryPage:
+        """A page of the shop's payments, newest first, with a bounded number of reads."""
+        ...
+
+    def payment_cancellations(self, shop_id: str, tno: str) -> list[Cancellation]: ...
 
     def set_fulfillment(self, payment: Payment, changed: Payment) -> None:
         """Conflict if the stored fulfillment is no longer payment.fulfillment."""
