@@ -223,3 +223,21 @@ def test_the_local_stack_serves_swagger_ui_over_the_committed_document(shop: Sho
     spec = http("GET", f"{shop.url}/openapi.json")
     assert "/v1/payments/{tno}/cancellations" in spec.body["paths"]
     assert http("GET", f"{shop.url}/swagger/swagger-ui-bundle.js").status == 200
+
+
+def test_an_export_with_from_after_to_is_refused(shop: ShopClient) -> None:
+    answer = http(
+        "GET", f"{shop.url}/v1/payments/export?from=2025-03-12&to=2025-03-10", headers=shop.auth
+    )
+    assert (answer.status, answer.body["code"]) == (400, "VALIDATION_FAILED")
+
+
+def test_a_fully_cancelled_payment_has_no_goods_to_ship(shop: ShopClient, paid: dict) -> None:
+    shop.outcome(shop.cancel(paid["tno"]).body["cancellation_id"])
+    answer = http(
+        "PATCH",
+        f"{shop.url}/v1/payments/{paid['tno']}/fulfillment",
+        {"status": "SHIPPED"},
+        shop.auth,
+    )
+    assert (answer.status, answer.body["code"]) == (422, "FULFILLMENT_TRANSITION_INVALID")

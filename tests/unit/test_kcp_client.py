@@ -422,6 +422,17 @@ def test_catalogue_explains_known_codes_in_both_languages():
     assert customer["retryable"] is False and "에스크로" in customer["message"]
 
 
+def test_every_code_has_a_hint_in_both_languages_and_describe_picks_by_lang():
+    for res_cd, info in codes.CATALOGUE.items():
+        assert info.hint_ko.strip() and info.hint_en.strip(), res_cd
+        assert info.hint_ko != info.hint_en, res_cd
+        assert codes.describe(res_cd, "", "ko")["hint"] == info.hint_ko
+        assert codes.describe(res_cd, "", "en")["hint"] == info.hint_en
+        assert codes.describe(res_cd, "", "en-US", audience="customer")["hint"] == info.hint_en
+    assert codes.describe("8012")["hint"] == codes.CATALOGUE["8012"].hint_ko  # Korean by default
+    assert "KCP 상점관리자" in codes.describe("8012", "", "ko")["hint"]
+
+
 def test_unknown_code_falls_back_to_kcp_message_and_is_not_retryable():
     described = codes.describe("9999", "카드사 응답 없음", "ko")
     assert described == {
@@ -430,6 +441,9 @@ def test_unknown_code_falls_back_to_kcp_message_and_is_not_retryable():
         "hint": described["hint"],
         "retryable": False,
     }
+    assert "알 수 없는 KCP 코드" in described["hint"] and "카드사 응답 없음" in described["hint"]
+    english = codes.describe("9999", "no answer", "en")["hint"]
+    assert english.startswith("Unknown KCP code") and "no answer" in english
     assert codes.category("9999") is codes.Category.DEFINITIVE
 
 

@@ -92,9 +92,12 @@ def history_query(
     method: PayMethod | None,
     limit: int,
 ) -> HistoryQuery:
+    start, end = moment(since, "from"), moment(until, "to", end_of_day=True)
+    if start and end and start > end:
+        raise Problem("VALIDATION_FAILED", "from must not be after to.")
     return HistoryQuery(
-        since=moment(since, "from"),
-        until=moment(until, "to", end_of_day=True),
+        since=start,
+        until=end,
         min_amount=min_amount,
         max_amount=max_amount,
         product=(product or "").strip(),

@@ -17,17 +17,21 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-def to_utc_text(moment: datetime) -> str:
-    """Sortable UTC text for storage and keys (second precision is what KCP gives)."""
+def to_utc_text(moment: datetime, precise: bool = False) -> str:
+    """Sortable UTC text for storage and keys: seconds (what KCP gives), or microseconds where
+    order within a second matters (a payment's cancellations, in the order they were asked)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: time must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime(
+        "%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ"
+    )
 
 
 def from_utc_text(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    shape = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"
+    return datetime.strptime(text, shape).replace(tzinfo=UTC)
 
 
 def to_kst_text(moment: datetime) -> str:
-    """What a person in Korea reads: ISO 8601 with +09:00."""
-    return moment.astimezone(KST).isoformat()
+    """What a person in Korea reads: ISO 8601 with +09:00, to the second."""
+    return moment.astimezone(KST).replace(microsecond=0).isoformat()

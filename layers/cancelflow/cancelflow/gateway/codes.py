@@ -29,7 +29,9 @@ class CodeInfo:
     shop_en: str
     customer_ko: str
     customer_en: str
-    hint: str  # what to do next (for the shop operator)
+    # What to do next, for the shop operator.
+    hint_ko: str
+    hint_en: str
 
 
 _CUSTOMER_FAILED_KO = "요청을 처리하지 못했습니다. 상점에 문의해 주세요."
@@ -44,6 +46,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Processed successfully.",
         "정상 처리되었습니다.",
         "Done.",
+        "조치할 필요가 없습니다.",
         "Nothing to do.",
     ),
     # --- codes seen in public KCP sources ---
@@ -53,6 +56,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Cancel refused: this server's IP is not registered in KCP's merchant admin.",
         _CUSTOMER_LATER_KO,
         _CUSTOMER_LATER_EN,
+        "이 스택의 외부 송신 IP(NAT Elastic IP)를 KCP 상점관리자에 등록한 뒤 재시도하세요.",
         "Register the stack's egress (NAT Elastic) IP in KCP's merchant admin, then retry.",
     ),
     "8094": CodeInfo(
@@ -61,6 +65,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Duplicate request (mobile payment).",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "같은 요청이 이미 처리되었을 수 있습니다. 다른 조치를 하기 전에 먼저 거래를 조회하세요.",
         "An identical earlier request may have been applied: inquire the transaction before "
         "doing anything else.",
     ),
@@ -70,6 +75,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Duplicate card transaction refused.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "같은 요청이 이미 처리되었을 수 있습니다. 거래를 조회해 확인하세요.",
         "An identical earlier request may have been applied: inquire the transaction.",
     ),
     "8338": CodeInfo(
@@ -78,6 +84,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Duplicate order number (ordr_idxx).",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "이 주문번호로 KCP에 이미 결제가 있습니다. 다시 결제하지 말고 기존 결제를 조회하세요.",
         "A charge with this order id already exists at KCP: look it up instead of charging again.",
     ),
     "8739": CodeInfo(
@@ -86,6 +93,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Duplicate order number.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "이 주문번호로 KCP에 이미 거래가 있습니다. 다시 보내지 말고 기존 거래를 조회하세요.",
         "A transaction with this order id already exists at KCP: look it up instead of resending.",
     ),
     "8742": CodeInfo(  # inferred from public sources
@@ -94,6 +102,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Escrow payments cannot be partially cancelled.",
         "에스크로 결제는 부분 환불이 불가능합니다. 상점에 문의해 주세요.",
         "Escrow payments cannot be partially refunded. Please contact the shop.",
+        "결제 전체를 취소한 뒤 남길 금액만 다시 결제하거나, KCP를 거치지 않고 정산하세요.",
         "Cancel the whole payment (and re-charge what is kept) or settle outside KCP.",
     ),
     # --- (sandbox; KCP's code unconfirmed) — invented by local/kcp_sandbox.py ---
@@ -103,6 +112,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Cancel amount exceeds the cancellable balance.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "결제를 조회해 현재 취소 가능 잔액을 확인하고, 그 금액 이내로 취소하세요.",
         "Inquire the payment for its current balance and cancel at most that.",
     ),
     "SB02": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -111,6 +121,8 @@ CATALOGUE: dict[str, CodeInfo] = {
         "The transaction is already fully cancelled.",
         "이미 취소된 결제입니다.",
         "This payment is already cancelled.",
+        "이미 취소가 반영되었습니다(운영자가 직접 취소했을 수 있습니다). "
+        "처리 기록과 KCP 통보를 확인하세요.",
         "Check the journal and KCP notifications: a cancel was already applied (maybe by hand).",
     ),
     "SB03": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -119,6 +131,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Mobile payments can only be cancelled within the calendar month of payment.",
         "휴대폰 결제는 결제한 달이 지나 취소할 수 없습니다. 상점에 문의해 주세요.",
         "This mobile payment can no longer be cancelled. Please contact the shop.",
+        "KCP를 거치지 않고 계좌이체로 환불한 뒤, 환불 내역을 직접 기록하세요.",
         "Refund by bank transfer outside KCP and record it by hand.",
     ),
     "SB04": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -127,6 +140,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Certificate or signature verification failed.",
         _CUSTOMER_LATER_KO,
         _CUSTOMER_LATER_EN,
+        "시크릿 저장소에 있는 상점의 KCP 인증서, 개인키, 비밀번호를 확인하세요.",
         "Check the merchant's KCP certificate, private key and password in the secret store.",
     ),
     "SB05": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -135,6 +149,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Insufficient card balance or limit.",
         "카드 잔액 또는 한도가 부족합니다.",
         "Your card's balance or limit is insufficient.",
+        "고객에게 잔액 충전이나 카드 변경을 요청하고, 나중에 결제를 재시도하세요.",
         "Ask the customer to top up or change card; retry the charge later.",
     ),
     "SB06": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -143,6 +158,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "The card has expired.",
         "카드 유효기간이 만료되었습니다. 카드를 다시 등록해 주세요.",
         "Your card has expired. Please register a new card.",
+        "고객에게 새 카드를 등록해 달라고 요청하세요(새 배치키가 발급됩니다).",
         "Ask the customer to register a new card (new batch key).",
     ),
     "SB07": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -151,6 +167,8 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Invalid batch key (or batch group id).",
         "등록된 카드 정보가 유효하지 않습니다. 카드를 다시 등록해 주세요.",
         "Your registered card is no longer valid. Please register it again.",
+        "배치키와 상점의 bt_group_id를 확인하세요. "
+        "이상이 없으면 고객에게 카드를 다시 등록해 달라고 요청하세요.",
         "Check the batch key and the merchant's bt_group_id; else ask for a new registration.",
     ),
     "SB08": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -159,6 +177,8 @@ CATALOGUE: dict[str, CodeInfo] = {
         "No transaction with this tno.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "주문에 저장된 거래번호(tno, 14자리 전체가 그대로 보관되어야 함)와 "
+        "사이트 코드를 확인하세요.",
         "Check the tno stored with the order (it must be kept whole, 14 digits) and the site code.",
     ),
     "SB09": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -167,6 +187,8 @@ CATALOGUE: dict[str, CodeInfo] = {
         "rem_mny does not match the cancellable balance.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "다른 취소(운영자의 수동 취소일 수 있음)로 잔액이 바뀌었습니다. "
+        "먼저 거래를 조회해 기록과 대조하세요.",
         "Another cancel changed the balance (maybe by hand): inquire and reconcile first.",
     ),
     "SB10": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -175,6 +197,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Refund bank account missing or invalid.",
         "환불 계좌 정보를 확인해 주세요.",
         "Please check your refund bank account details.",
+        "고객에게 올바른 환불 계좌(은행 코드, 계좌번호, 예금주)를 요청하세요.",
         "Ask the customer for a valid refund account (bank code, number, holder).",
     ),
     "SB11": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -183,6 +206,7 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Mixed-taxation amounts (taxable/VAT/tax-free) are inconsistent.",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "주문의 면세 금액이 결제에 남은 면세 금액과 맞는지 확인하세요.",
         "Check the order's tax-free amount against the payment's remaining tax-free part.",
     ),
     "SB12": CodeInfo(  # (sandbox; KCP's code unconfirmed)
@@ -191,6 +215,8 @@ CATALOGUE: dict[str, CodeInfo] = {
         "Malformed request (missing or invalid field).",
         _CUSTOMER_FAILED_KO,
         _CUSTOMER_FAILED_EN,
+        "우리 시스템의 버그입니다. "
+        "클라이언트가 만든 요청(마스킹된 내용)을 KCP 요청 항목과 대조해 확인하세요.",
         "A bug on our side: check the request the client built (masked) against KCP's fields.",
     ),
 }
@@ -213,6 +239,7 @@ def describe(
     """What to show for a res_cd: {code, message, hint, retryable}.
 
     Falls back to KCP's own res_msg for codes not in the catalogue. audience: "shop" | "customer".
+    message and hint are in Korean, or in English when lang starts with "en".
     """
     info = CATALOGUE.get(res_cd)
     en = lang.lower().startswith("en")
@@ -220,12 +247,14 @@ def describe(
         message = res_msg or (f"KCP 오류 {res_cd}" if not en else f"KCP error {res_cd}")
         if audience == "customer":
             message = _CUSTOMER_FAILED_EN if en else _CUSTOMER_FAILED_KO
-        return {
-            "code": res_cd,
-            "message": message,
-            "hint": f"Unknown KCP code; KCP said: {res_msg!r}. Check with KCP before retrying.",
-            "retryable": False,
-        }
+        if en:
+            hint = f"Unknown KCP code; KCP said: {res_msg!r}. Check with KCP before retrying."
+        else:
+            hint = (
+                f"알 수 없는 KCP 코드입니다. KCP 응답 메시지: {res_msg!r}. "
+                "재시도하기 전에 KCP에 확인하세요."
+            )
+        return {"code": res_cd, "message": message, "hint": hint, "retryable": False}
     if audience == "customer":
         message = info.customer_en if en else info.customer_ko
     else:
@@ -233,6 +262,6 @@ def describe(
     return {
         "code": res_cd,
         "message": message,
-        "hint": info.hint,
+        "hint": info.hint_en if en else info.hint_ko,
         "retryable": info.category is Category.RETRYABLE,
     }

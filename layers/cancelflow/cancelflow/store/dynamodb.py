@@ -621,7 +621,7 @@ def _plain(value: Any) -> Any:
 
 
 def _cancellation_item(c: Cancellation) -> dict[str, Any]:
-    created = to_utc_text(c.created_at)
+    created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
     return _cancellation_key(c.shop_id, c.cancellation_id) | {
         "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
@@ -686,7 +686,7 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
 
 
 def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:
-    sent = to_utc_text(a.sent_at)
+    sent = to_utc_text(a.sent_at, precise=True)
     return {
         "PK": _cancellation_key(c.shop_id, c.cancellation_id)["PK"],
         "SK": f"ATTEMPT#{a.seq:04d}",
