@@ -69,6 +69,10 @@ validate: $(SAM) ## sam validate --lint
 build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (arm64, no Docker)
 	$(SAM_ENV) $(SAM) build --region ap-northeast-2
 
+.PHONY: bill
+bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` stack (DATE=YYYY-MM-DD, default today KST)
+	$(BIN)/python -m local.bill $(if $(DATE),--date $(DATE))
+
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi

@@ -29,6 +29,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "IDEMPOTENCY_KEY_REUSED": (422, "This Idempotency-Key was used with a different request."),
     "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry with the same Idempotency-Key."),
     "INTERNAL_ERROR": (500, "Something went wrong on our side."),
+    # Subscriptions (issue 6)
+    "SUBSCRIPTION_NOT_FOUND": (404, "No subscription with this id for your shop."),
+    "SUBSCRIPTION_STATE_CONFLICT": (409, "The subscription's status does not allow this."),
+    "SUBSCRIPTION_REFUND_MANUAL": (409, "Cancelled, but the refund must be made by hand."),
 }
 # Every reason a cancel can be refused for (eligibility) is also a 422 code the API may answer.
 CATALOGUE |= {code: (422, text["en"]) for code, text in REASONS.items() if code not in CATALOGUE}

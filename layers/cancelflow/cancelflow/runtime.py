@@ -137,3 +137,38 @@ def shop(shop_id: str) -> Shop:
     if found is None:
         raise LookupError(f"shop {shop_id} not found")
     return found
+
+
+# --- subscription billing (issue 6) ------------------------------------------------------
+
+
+@cache
+def billing_store() -> Any:
+    """The subscriptions' DynamoBilling on the same table."""
+    from cancelflow.billing.dynamodb import DynamoBilling
+
+    return DynamoBilling(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+@cache
+def batch_keys() -> Any:
+    """Where batch keys are sealed: a per-shop data key in Secrets Manager under a prefix."""
+    from cancelflow.billing.vault import SecretsVault
+
+    return SecretsVault(aws.client("secretsmanager"), setting("BATCH_KEY_SECRET_PREFIX"))
+
+
+def billing_settings() -> Any:
+    """The billing run's defaults, from the template parameters in the environment."""
+    from cancelflow.billing.schedule import parse_retry_days
+    from cancelflow.billing.subscriptions import RunSettings
+
+    return RunSettings(
+        max_concurrency=int(setting("BILLING_MAX_CONCURRENCY", "5")),
+        tps=float(setting("BILLING_KCP_TPS", "5")),
+        retry_days=parse_retry_days(setting("DUNNING_RETRY_DAYS", "1,3,7")),
+        reconcile_wait_seconds=int(setting("RECONCILE_WAIT_SECONDS", "5")),
+        reconcile_max_tries=int(setting("RECONCILE_MAX_TRIES", "3")),
+        page_size=int(setting("BILLING_PAGE_SIZE", "500")),
+        days_back=int(setting("BILLING_DAYS_BACK", "7")),
+    )

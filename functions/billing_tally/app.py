@@ -1,0 +1,25 @@
+"""Billing run step: add a page's results to the run's summary and publish them as metrics."""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cancelflow.billing import subscriptions
+
+logger = Logger()
+metrics = Metrics(namespace="cancelflow")
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+def handler(event: dict, context: object) -> dict:
+    before = event["summary"]
+    after = subscriptions.tally(before, event["results"])
+    # Per page, so the Sum over a run is the run's total (an alarm watches Unknown).
+    for key in subscriptions.SUMMARY_KEYS:
+        metrics.add_metric(
+            name=f"Subscriptions{key.title()}",
+            unit=MetricUnit.Count,
+            value=after[key] - before[key],
+        )
+    logger.info("billing tally", extra=after)
+    return after

@@ -1,0 +1,87 @@
+"""Helpers for the billing scenarios: subscribe as a shop would, run billing as the schedule does,
+and look in as an operator would (sandbox charges and calls, mail, execution history)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from local.stack import LocalStack
+
+from .conftest import Answer, ShopClient, http
+
+FAST = {"tps": 100}  # tests need no TPS budget: keep the pacing short
+
+
+def batch_key(sandbox_url: str, decline: str | None = None, site_cd: str = "T0000") -> str:
+    answer = http(
+        "POST", f"{sandbox_url}/_sandbox/batch-keys", {"decline": decline, "site_cd": site_cd}
+    )
+    assert answer.status == 201, answer.body
+    return str(answer.body["batch_key"])
+
+
+def subscribe(shop: ShopClient, key: str, first: str, **fields: Any) -> Answer:
+    body = {
+        "customer_name": "김고객",
+        "customer_email": f"cust-{uuid.uuid4().hex[:8]}@example.com",
+        "batch_key": key,
+        "amount": 9900,
+        "product_name": "월간 원두 구독",
+        "cycle": "MONTHLY",
+        "first_charge_date": first,
+    } | fields
+    headers = shop.auth | {"Idempotency-Key": str(uuid.uuid4())}
+    return http("POST", f"{shop.url}/v1/subscriptions", body, headers)
+
+
+def call(shop: ShopClient, method: str, path: str, body: Any = None) -> Answer:
+    return http(method, f"{shop.url}{path}", body, shop.auth)
+
+
+def machine_arn(stack: LocalStack) -> str:
+    assert stack.template
+    return next(
+        m["arn"]
+        for m in stack.template.state_machines()
+        if m["logical_id"] == "SubscriptionBillingStateMachine"
+    )
+
+
+def bill(stack: LocalStack, day: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the billing state machine for a date and return its summary (execution output)."""
+    sfn = stack.client("stepfunctions")
+    run = {"billing_date": day, "config": FAST | (config or {})}
+    arn = sfn.start_execution(
+        stateMachineArn=machine_arn(stack),
+        name=f"bill-{day}-{uuid.uuid4().hex[:8]}",
+        input=json.dumps(run),
+    )
+    done = stack.wait_for_execution(arn["executionArn"], timeout=120)
+    assert done["status"] == "SUCCEEDED", done
+    summary = json.loads(done["output"])
+    summary["execution_arn"] = arn["executionArn"]
+    return summary
+
+
+def charges_at_kcp(sandbox_url: str, subscription_id: str) -> list[dict[str, Any]]:
+    charges = http("GET", f"{sandbox_url}/_sandbox/charges").body
+    return [c for c in charges if c["ordr_idxx"].startswith(subscription_id)]
+
+
+def charge_calls(sandbox_url: str, subscription_id: str) -> list[dict[str, Any]]:
+    calls = http("GET", f"{sandbox_url}/_sandbox/calls?path=charge").body
+    return [c for c in calls if c["ordr_idxx"].startswith(subscription_id)]
+
+
+def mails_for(stack: LocalStack, subscription_id: str) -> list[str]:
+    return [m for m in stack.mail.messages() if subscription_id in m]
+
+
+def recipient(mail: str) -> str:
+    return mail.split("\n")[1].removeprefix("To: ")
+
+
+def subject(mail: str) -> str:
+    return mail.split("\n")[2].removeprefix("Subject: ")
