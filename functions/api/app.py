@@ -98,30 +98,27 @@ def export_payments(
     return _json(303, {"url": url, "file": name}, {"Location": url})
 
 
-@app.get("/v1/payments/<tno>")
-def payment_detail(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
+def _cancellations_of(tno: str, accept_language: str | None) -> tuple[dict, list[dict]]:
     store = runtime.store()
     payment = payments.get(store, shop_id(), tno)
-    lang = language(accept_language)
-    starter = runtime.starter()
-    cancellations_ = [
-        cancellation_view(c, starter.execution_arn(c.cancellation_id), lang)
-        for c in store.payment_cancellations(payment.shop_id, tno)
-    ]
-    return _json(200, payment_view(payment) | {"cancellations": cancellations_})
-
-
-@app.get("/v1/payments/<tno>/cancellations")
-def payment_cancellations(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
-    store = runtime.store()
-    payment = payments.get(store, shop_id(), tno)
-    lang = language(accept_language)
-    starter = runtime.starter()
+    lang, starter = language(accept_language), runtime.starter()
     views = [
         cancellation_view(c, starter.execution_arn(c.cancellation_id), lang)
         for c in store.payment_cancellations(payment.shop_id, tno)
     ]
-    return _json(200, {"cancellations": views})
+    return payment_view(payment), views
+
+
+@app.get("/v1/payments/<tno>")
+def payment_detail(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
+    payment, cancellations_ = _cancellations_of(tno, accept_language)
+    return _json(200, payment | {"cancellations": cancellations_})
+
+
+@app.get("/v1/payments/<tno>/cancellations")
+def payment_cancellations(tno: Annotated[Tno, Path()], accept_language: AcceptLanguage = None):
+    _, cancellations_ = _cancellations_of(tno, accept_language)
+    return _json(200, {"cancellations": cancellations_})
 
 
 @app.patch("/v1/payments/<tno>/fulfillment")
