@@ -38,7 +38,7 @@ from cancelflow.store.dynamodb import _marshal, _payment_item, _unmarshal
 
 SHARDS = 8  # fixed: changing it would strand due items under the old keys
 DUE_INDEX = "SubscriptionsDue"
-LIST_INDEX = "PaymentsByApprovalTime"  # GSI1, overloaded: a shop's subscriptions by creation
+LIST_INDEX = "ShopTimeline"  # GSI1: a shop's subscriptions by creation time
 
 
 def shard_of(subscription_id: str) -> int:

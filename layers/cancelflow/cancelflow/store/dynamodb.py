@@ -5,7 +5,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
     shop            PK SHOP#{shop}                 SK PROFILE
     API key         PK APIKEY#{sha256 of key}      SK APIKEY
     payment         PK SHOP#{shop}#PAY#{tno}       SK PAYMENT
-                    GSI1 (history by approval time): SHOP#{shop}#PAYMENTS / {approved_at}#{tno}
+                    GSI1 ShopTimeline: SHOP#{shop}#PAYMENTS / {approved_at}#{tno} (history);
+                    subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
     cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
                     GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
     attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
@@ -196,7 +197,7 @@ class DynamoStore:
             values[":method"] = query.method.value
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "PaymentsByApprovalTime",
+            "IndexName": "ShopTimeline",
             "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :low AND :high",
             "ExpressionAttributeValues": _marshal(values),
             "ScanIndexForward": False,
