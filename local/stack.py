@@ -184,6 +184,9 @@ class LocalStack:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
+        from local import moto_fixes
+
+        moto_fixes.install()
         # Let moto's Step Functions run the definitions (LocalStack's ASL interpreter).
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
