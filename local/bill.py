@@ -49,10 +49,11 @@ def due_so_far(sfn: Any, execution_arn: str) -> tuple[int, bool]:
                 "taskSucceededEventDetails", {}
             )
             output = details.get("output")
-            if output and '"items"' in output:
+            if output and '"lanes"' in output:
                 doc = json.loads(output)
-                due += len(doc.get("items", []))
-                more = bool(doc.get("more"))
+                if isinstance(doc, dict) and "due" in doc:  # a FindDue page
+                    due += int(doc["due"])
+                    more = bool(doc.get("more"))
         if not page.get("nextToken"):
             return due, not more
         kwargs["nextToken"] = page["nextToken"]

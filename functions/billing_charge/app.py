@@ -1,34 +1,29 @@
-"""Billing run step: charge one due subscription once for its period (or reconcile it)."""
+"""Billing run step: charge one lane's due subscriptions, each once for its period, each KCP call
+on the lane's own turn of the merchant's TPS budget (or resend the lane's unknown charges)."""
 
 from datetime import date
+from functools import cache
 
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.billing import subscriptions
+from cancelflow.billing import run
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 def handler(event: dict, context: object) -> dict:
-    shop = runtime.shop(event["shop_id"])
-    deps = subscriptions.ChargeDeps(
-        store=runtime.billing_store(),
-        vault=runtime.batch_keys(),
-        gateway=runtime.gateway_for(shop),
-        mailer=runtime.mailer(),
-        clock=runtime.clock,
-        shop=shop,
-        language=runtime.store().get_policy(shop.shop_id).email_language,
-    )
-    result = subscriptions.charge(
-        deps,
-        shop.shop_id,
-        event["subscription_id"],
+    deps_for = cache(runtime.charge_deps)  # per invocation: a shop's policy may change
+    out = run.charge_lane(
+        deps_for,
         date.fromisoformat(event["billing_date"]),
         event["config"],
+        int(event["lane"]),
+        int(event["lanes"]),
+        event["items"],
         int(event.get("tries", 0)),
+        event.get("results") or [],
     )
-    logger.info("charge step", extra=result)
-    return result
+    logger.info("lane", extra={"lane": event["lane"], "reconcile": len(out["reconcile"])})
+    return out

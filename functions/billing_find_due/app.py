@@ -5,7 +5,7 @@ from datetime import date
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.billing import subscriptions
+from cancelflow.billing import run
 
 logger = Logger()
 
@@ -13,14 +13,12 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 def handler(event: dict, context: object) -> dict:
     if event["action"] == "begin":
-        return subscriptions.begin_run(
-            runtime.clock, event.get("input") or {}, runtime.billing_settings()
-        )
-    page = subscriptions.find_due(
+        return run.begin_run(runtime.clock, event.get("input") or {}, runtime.billing_settings())
+    page = run.find_due(
         runtime.billing_store(),
         date.fromisoformat(event["billing_date"]),
         event["config"],
         event.get("cursor"),
     )
-    logger.info("due page", extra={"due": len(page["items"]), "more": page["more"]})
+    logger.info("due page", extra={"due": page["due"], "more": page["more"]})
     return page

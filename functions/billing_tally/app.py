@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cancelflow.billing import subscriptions
+from cancelflow.billing import run
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")
@@ -13,9 +13,9 @@ metrics = Metrics(namespace="cancelflow")
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 def handler(event: dict, context: object) -> dict:
     before = event["summary"]
-    after = subscriptions.tally(before, event["results"])
+    after = run.tally(before, event["results"])
     # Per page, so the Sum over a run is the run's total (an alarm watches Unknown).
-    for key in subscriptions.SUMMARY_KEYS:
+    for key in run.SUMMARY_KEYS:
         metrics.add_metric(
             name=f"Subscriptions{key.title()}",
             unit=MetricUnit.Count,

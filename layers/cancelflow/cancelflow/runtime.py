@@ -160,8 +160,8 @@ def batch_keys() -> Any:
 
 def billing_settings() -> Any:
     """The billing run's defaults, from the template parameters in the environment."""
+    from cancelflow.billing.run import RunSettings
     from cancelflow.billing.schedule import parse_retry_days
-    from cancelflow.billing.subscriptions import RunSettings
 
     return RunSettings(
         max_concurrency=int(setting("BILLING_MAX_CONCURRENCY", "5")),
@@ -171,4 +171,20 @@ def billing_settings() -> Any:
         reconcile_max_tries=int(setting("RECONCILE_MAX_TRIES", "3")),
         page_size=int(setting("BILLING_PAGE_SIZE", "500")),
         days_back=int(setting("BILLING_DAYS_BACK", "7")),
+    )
+
+
+def charge_deps(shop_id: str) -> Any:
+    """What charging a shop's subscriptions needs: its KCP client, mailer, email language."""
+    from cancelflow.billing.run import ChargeDeps
+
+    found = shop(shop_id)
+    return ChargeDeps(
+        store=billing_store(),
+        vault=batch_keys(),
+        gateway=gateway_for(found),
+        mailer=mailer(),
+        clock=clock,
+        shop=found,
+        language=store().get_policy(shop_id).email_language,
     )

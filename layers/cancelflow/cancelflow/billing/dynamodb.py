@@ -225,7 +225,12 @@ class DynamoBilling:
                 TableName=self._table, Key=_marshal(key), ConsistentRead=True
             )
             if "Item" in answer:
-                return charge_from(_unmarshal(answer["Item"]))
+                found = charge_from(_unmarshal(answer["Item"]))
+                if charge.claim_token and found.claim_token == charge.claim_token:
+                    # Our own claim: the SDK retried a request whose answer was lost after
+                    # it was written (DynamoDB dedupes that retry by its token; moto does not).
+                    return None
+                return found
         raise Conflict("subscription changed")
 
     def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
@@ -451,6 +456,7 @@ def charge_item(c: Charge) -> dict[str, Any]:
         "res_msg": c.res_msg,
         "detail": c.detail,
         "confirmed_by": c.confirmed_by or None,
+        "claim_token": c.claim_token or None,
     }
 
 
@@ -473,4 +479,5 @@ def charge_from(i: dict[str, Any]) -> Charge:
         res_msg=i.get("res_msg", ""),
         detail=i.get("detail", ""),
         confirmed_by=i.get("confirmed_by", ""),
+        claim_token=i.get("claim_token", ""),
     )

@@ -1,38 +1,25 @@
-"""Subscription use cases: manage (API) and charge once per period (the billing run).
+"""Subscriptions (정기결제): the model, its ports, and what the shop's API does with them.
 
-The rule that keeps charges single: a period's attempt is claimed in the ledger *before* KCP is
-called, under the idempotency key subscription id + period (+ dunning attempt), and KCP's order id
-(ordr_idxx) is derived from that key. A claimed attempt whose fate is unknown is only ever resent
-with the same ordr_idxx, which KCP refuses as a duplicate (8338) if the first one went through:
-never a new charge with a new order id.
+The billing run that charges them is in billing/run.py. The rule that keeps charges single: a
+period's attempt is claimed in the ledger *before* KCP is called, under the idempotency key
+subscription id + period (+ dunning attempt), and KCP's order id (ordr_idxx) is derived from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from cancelflow.billing import emails, schedule
+from cancelflow.billing import schedule
 from cancelflow.billing.schedule import Cycle
 from cancelflow.clock import Clock
 from cancelflow.errors import Problem
-from cancelflow.gateway.port import ChargeAnswer, ChargeOrder, Gateway, Outcome
-from cancelflow.models import Payment, PayMethod, Shop
-from cancelflow.notify import Mailer
-
-logger = logging.getLogger(__name__)
-
-# KCP's "duplicate order number": on a charge it means this ordr_idxx was already approved.
-DUPLICATE_ORDER_CODES = frozenset({"8338", "8739"})
-NOT_SENT_TRIES = 3  # a charge that never left is safe to try again at once
-IN_FLIGHT = timedelta(minutes=2)  # longer than any KCP call (read timeout) plus its recording
+from cancelflow.models import Payment
 
 
 class Status(StrEnum):
@@ -122,6 +109,7 @@ class Charge:
     res_msg: str = ""
     detail: str = ""
     confirmed_by: str = ""  # KCP_ANSWER, or DUPLICATE_ORDER when a resend found it charged
+    claim_token: str = ""  # who claimed it: an SDK retry of the claim knows its own write
 
 
 def order_id_for(subscription_id: str, period: str, attempt: int) -> str:
@@ -176,8 +164,9 @@ class BillingStore(Protocol):
         ...
 
     def claim(self, sub: Subscription, charge: Charge) -> Charge | None:
-        """Journal the attempt before it is sent. None if claimed now; the existing charge if
-        this attempt was claimed before; Conflict if the subscription changed."""
+        """Journal the attempt before it is sent. None if claimed now (or earlier under the same
+        claim_token); the existing charge if another claim holds it; Conflict if the
+        subscription changed."""
         ...
 
     def charges(self, shop_id: str, subscription_id: str) -> list[Charge]: ...
@@ -435,321 +424,6 @@ def cancel(
             lambda s: replace(s, refund_cancellation_id=cancellation_id, updated_at=clock.now()),
         )
     return sub
-
-
-# --- the billing run -----------------------------------------------------------------------
-
-
-SUMMARY_KEYS = ("charged", "declined", "suspended", "skipped", "unknown", "failed")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    max_concurrency: int
-    tps: float  # KCP transactions per second the merchant is allowed
-    retry_days: tuple[int, ...]
-    reconcile_wait_seconds: int
-    reconcile_max_tries: int
-    page_size: int
-    days_back: int  # also charge what was due this many days before (a missed run)
-
-    @property
-    def pace_seconds(self) -> float:
-        """Each Map slot spaces its KCP calls this far apart: concurrency / pace <= TPS."""
-        return self.max_concurrency / self.tps
-
-
-def begin_run(clock: Clock, run_input: dict[str, Any], defaults: RunSettings) -> dict[str, Any]:
-    """The run's billing date (default: today in KST), settings and an empty summary."""
-    text = run_input.get("billing_date")
-    try:
-        billing_date = date.fromisoformat(text) if text else schedule.today_kst(clock.now())
-    except (TypeError, ValueError) as error:
-        raise ValueError("billing_date must be YYYY-MM-DD") from error
-    overrides = run_input.get("config") or {}
-    settings = replace(
-        defaults,
-        **{k: overrides[k] for k in ("max_concurrency", "tps", "page_size") if k in overrides},
-    )
-    if settings.max_concurrency < 1 or settings.tps <= 0:
-        raise ValueError("max_concurrency must be >= 1 and tps > 0")
-    config = {
-        "max_concurrency": settings.max_concurrency,
-        "tps": settings.tps,
-        "pace_seconds": settings.pace_seconds,
-        "retry_days": list(settings.retry_days),
-        "reconcile_wait_seconds": settings.reconcile_wait_seconds,
-        "reconcile_max_tries": settings.reconcile_max_tries,
-        "page_size": settings.page_size,
-        "days_back": settings.days_back,
-    }
-    summary = {"billing_date": billing_date.isoformat()} | dict.fromkeys(SUMMARY_KEYS, 0)
-    return {
-        "billing_date": billing_date.isoformat(),
-        "config": config,
-        "summary": summary,
-        "cursor": None,
-    }
-
-
-def find_due(
-    store: BillingStore,
-    billing_date: date,
-    config: dict[str, Any],
-    cursor: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """One page of due subscriptions (Query on the sparse due index; cost follows the due)."""
-    items, next_cursor = store.due_page(
-        billing_date, int(config["days_back"]), cursor, int(config["page_size"])
-    )
-    return {"items": items, "cursor": next_cursor, "more": next_cursor is not None}
-
-
-def tally(summary: dict[str, Any], results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Add a page's item results to the run's summary."""
-    out = dict(summary)
-    for result in results:
-        key = str(result.get("result", "failed")).lower()
-        out[key if key in SUMMARY_KEYS else "failed"] += 1
-    return out
-
-
-@dataclass(frozen=True)
-class ChargeDeps:
-    store: BillingStore
-    vault: BatchKeyVault
-    gateway: Gateway
-    mailer: Mailer
-    clock: Clock
-    shop: Shop
-    language: str = "ko"  # of the emails (the shop's policy)
-
-
-def charge(
-    deps: ChargeDeps,
-    shop_id: str,
-    subscription_id: str,
-    billing_date: date,
-    config: dict[str, Any],
-    tries: int = 0,
-) -> dict[str, Any]:
-    """Charge one due subscription once for its period, or reconcile an earlier attempt.
-
-    Returns {result: CHARGED|DECLINED|SUSPENDED|SKIPPED|UNKNOWN, next: DONE|RECONCILE, sends}.
-    Paced: returns no sooner than pace_seconds per KCP call after its first call (TPS budget).
-    """
-    first_send: list[float] = []
-    result = _charge(deps, shop_id, subscription_id, billing_date, config, tries, first_send)
-    if first_send:
-        hold_slot(first_send[0], int(result.get("sends", 0)), float(config["pace_seconds"]))
-    return result
-
-
-def _charge(
-    deps: ChargeDeps,
-    shop_id: str,
-    subscription_id: str,
-    billing_date: date,
-    config: dict[str, Any],
-    tries: int,
-    first_send: list[float],
-) -> dict[str, Any]:
-    store, clock = deps.store, deps.clock
-    base = {"subscription_id": subscription_id, "shop_id": shop_id, "tries": tries}
-    sub = store.get(shop_id, subscription_id)
-    if sub is None or sub.status is not Status.ACTIVE or sub.due_on is None:
-        return base | {"result": "SKIPPED", "next": "DONE", "why": "not active", "sends": 0}
-    if sub.due_on > billing_date:
-        return base | {"result": "SKIPPED", "next": "DONE", "why": "not due", "sends": 0}
-    now = clock.now()
-    fresh = Charge(
-        shop_id=shop_id,
-        subscription_id=subscription_id,
-        period=sub.period,
-        attempt=sub.attempt,
-        order_id=sub.order_id(),
-        amount=sub.amount,
-        status=ChargeStatus.PENDING,
-        billing_date=billing_date,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        existing = store.claim(sub, fresh)
-    except Conflict:
-        return base | {"result": "SKIPPED", "next": "DONE", "why": "changed", "sends": 0}
-    item = existing or fresh
-    if item.status not in OPEN_CHARGE:
-        return base | {"result": "SKIPPED", "next": "DONE", "why": "settled", "sends": 0}
-    if item.status is ChargeStatus.PENDING and existing and now - item.updated_at < IN_FLIGHT:
-        # Another run claimed it moments ago and may be waiting for KCP right now: let it
-        # finish. A claim left behind by a crash is resent by a later run (days_back).
-        return base | {"result": "SKIPPED", "next": "DONE", "why": "in flight", "sends": 0}
-    base |= {"period": item.period, "order_id": item.order_id}
-    batch_key = deps.vault.open(shop_id, subscription_id, sub.batch_key_ref)
-    order = ChargeOrder(
-        batch_key=batch_key,
-        order_id=item.order_id,
-        amount=item.amount,
-        product_name=sub.product_name,
-        buyer_name=sub.customer_name,
-        buyer_email=sub.customer_email,
-    )
-    sends = 0
-    first_send.append(time.monotonic())
-    for _ in range(NOT_SENT_TRIES):
-        answer = _send(deps.gateway, order)
-        sends += 1
-        item = replace(item, sends=item.sends + 1, updated_at=clock.now())
-        if answer.outcome is not Outcome.NOT_SENT:
-            break
-    base["sends"] = sends
-    if answer.outcome is Outcome.SUCCEEDED or (
-        answer.outcome is Outcome.DECLINED and answer.res_cd in DUPLICATE_ORDER_CODES
-    ):
-        return base | _charged(deps, sub, item, answer)
-    if answer.outcome is Outcome.DECLINED:
-        retry_days = tuple(int(d) for d in config["retry_days"])
-        return base | _declined(deps, sub, item, answer, retry_days)
-    # UNKNOWN (or never sent): the same ordr_idxx is resent later, never a new one.
-    status = ChargeStatus.NOT_SENT if answer.outcome is Outcome.NOT_SENT else ChargeStatus.UNKNOWN
-    if item.status is ChargeStatus.UNKNOWN:
-        status = ChargeStatus.UNKNOWN  # once it may have reached KCP, it stays "may have"
-    item = replace(item, status=status, detail=answer.detail, res_cd=answer.res_cd)
-    store.journal(item)
-    if tries + 1 < int(config["reconcile_max_tries"]):
-        return base | {"result": "UNKNOWN", "next": "RECONCILE", "tries": tries + 1}
-    # Still unknown: look again in tomorrow's run (the same ordr_idxx; safe to resend).
-    _settle(deps, sub, item, lambda s: replace(s, due_on=billing_date + timedelta(days=1)))
-    logger.warning("charge still unknown", extra={"subscription_id": subscription_id})
-    return base | {"result": "UNKNOWN", "next": "DONE"}
-
-
-def _send(gateway: Gateway, order: ChargeOrder) -> ChargeAnswer:
-    try:
-        return gateway.charge(order)
-    except ValueError as invalid:  # refused by the client's own checks: nothing left
-        return ChargeAnswer(Outcome.NOT_SENT, detail=f"invalid: {invalid}")
-    except Exception as error:  # after the claim, anything unexpected may have reached KCP
-        return ChargeAnswer(Outcome.UNKNOWN, detail=type(error).__name__)
-
-
-def _settle(
-    deps: ChargeDeps,
-    sub: Subscription,
-    charge_after: Charge,
-    change: Callable[[Subscription], Subscription],
-    payment: Payment | None = None,
-) -> bool:
-    """Record a charge outcome with its effect on the subscription. A money record is never
-    dropped: a subscription changed meanwhile (paused, say) is re-read and changed again."""
-    for _ in range(5):
-        after = change(sub)
-        if after.status is not Status.ACTIVE:
-            after = replace(after, due_on=None)
-        try:
-            return deps.store.record(
-                replace(after, updated_at=deps.clock.now()), charge_after, payment
-            )
-        except Conflict:
-            fresh = deps.store.get(sub.shop_id, sub.subscription_id)
-            if fresh is None:
-                raise
-            sub = fresh
-    raise RuntimeError("could not record the charge outcome")  # the step is retried
-
-
-def _charged(
-    deps: ChargeDeps, sub: Subscription, item: Charge, answer: ChargeAnswer
-) -> dict[str, Any]:
-    now = deps.clock.now()
-    duplicate = answer.outcome is Outcome.DECLINED
-    done = replace(
-        item,
-        status=ChargeStatus.SUCCEEDED,
-        tno=answer.tno,
-        approved_at=answer.approved_at or now,
-        res_cd=answer.res_cd,
-        res_msg=answer.res_msg,
-        detail=answer.detail,
-        confirmed_by="DUPLICATE_ORDER" if duplicate else "KCP_ANSWER",
-        updated_at=now,
-    )
-    start, end = sub.period_date, sub.next_period_date
-    paid = PaidPeriod(done.period, done.tno, done.amount, start, end, now)
-
-    def advance(s: Subscription) -> Subscription:
-        if s.period != done.period:
-            return s  # already advanced
-        return replace(s, period_date=end, attempt=1, due_on=end, last_paid=paid)
-
-    payment = None
-    if done.tno:  # the ledger's Payment, so the cancel workflow can refund it
-        payment = Payment(
-            shop_id=sub.shop_id,
-            tno=done.tno,
-            order_id=done.order_id,
-            amount=done.amount,
-            method=PayMethod.CARD,
-            product_name=sub.product_name,
-            buyer_email=sub.customer_email,
-            buyer_name=sub.customer_name,
-            approved_at=(done.approved_at or now).replace(microsecond=0),
-            registered_at=now,
-        )
-    if _settle(deps, sub, done, advance, payment):
-        _mail(deps, sub, done, None)
-    return {"result": "CHARGED", "next": "DONE", "tno": done.tno, "by": done.confirmed_by}
-
-
-def _declined(
-    deps: ChargeDeps,
-    sub: Subscription,
-    item: Charge,
-    answer: ChargeAnswer,
-    retry_days: tuple[int, ...],
-) -> dict[str, Any]:
-    now = deps.clock.now()
-    done = replace(
-        item,
-        status=ChargeStatus.DECLINED,
-        res_cd=answer.res_cd,
-        res_msg=answer.res_msg,
-        detail=answer.detail,
-        updated_at=now,
-    )
-    retry_on = schedule.dunning_date(
-        sub.period_date, item.attempt, retry_days, sub.next_period_date
-    )
-
-    def dun(s: Subscription) -> Subscription:
-        if s.period != done.period or s.attempt != done.attempt:
-            return s
-        if retry_on is None:
-            return replace(s, status=Status.SUSPENDED, attempt=s.attempt + 1, suspended_at=now)
-        return replace(s, attempt=s.attempt + 1, due_on=retry_on)
-
-    if _settle(deps, sub, done, dun):
-        _mail(deps, sub, done, retry_on)
-    result = "SUSPENDED" if retry_on is None else "DECLINED"
-    return {"result": result, "next": "DONE", "res_cd": done.res_cd}
-
-
-def _mail(deps: ChargeDeps, sub: Subscription, item: Charge, retry_on: date | None) -> None:
-    """Receipts and dunning mail never change the money outcome: a failure is logged."""
-    try:
-        for email in emails.for_charge(deps.shop, deps.language, sub, item, retry_on):
-            deps.mailer.send(email)
-    except Exception:
-        logger.exception("billing email failed", extra={"subscription_id": sub.subscription_id})
-
-
-def hold_slot(sent_at: float, sends: int, pace_seconds: float) -> None:
-    """Keep this Map slot busy until pace_seconds per KCP call have passed since the first call:
-    with MaxConcurrency slots, KCP never sees more than MaxConcurrency / pace calls a second."""
-    remaining = sent_at + pace_seconds * sends - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 def refund_through_cancel_workflow(store: Any, starter: Any, clock: Clock) -> Refund:

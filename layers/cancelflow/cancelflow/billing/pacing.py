@@ -1,0 +1,59 @@
+"""The merchant's KCP budget (transactions per second) as a clock that lanes take turns on.
+
+Time is cut into ticks of 1 / rate seconds on the wall clock (Lambda hosts keep it in sync to
+within milliseconds), and tick n belongs to lane n % lanes. A lane sends a KCP call only at the
+start of one of its own ticks, at most one call per tick, and never in a tick that has begun:
+so the lanes of a run, with no shared counter and no coordination, never send more than one call
+per tick between them. A lane that is busy when its tick comes simply waits for its next one.
+
+The ticks run a little slower than the budget (HEADROOM): a call that leaves a few milliseconds
+after its tick must not share a one-second window with the call `rate` ticks later.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+HEADROOM = 0.98  # of the budget the ticks use; room for 20 ms of lateness at any rate
+
+
+def next_tick(now: float, rate: float, lane: int, lanes: int, after: int | None = None) -> int:
+    """The first tick of `lane` that starts at or after `now` (seconds) and after tick `after`."""
+    if not 0 <= lane < lanes:
+        raise ValueError("lane must be in 0..lanes-1")
+    tick = math.ceil(now * rate)
+    tick += (lane - tick) % lanes
+    if after is not None and tick <= after:
+        tick = after + lanes * math.ceil((after + 1 - tick) / lanes)
+    return tick
+
+
+class Turns:
+    """One lane's turns at KCP: `wait()` returns at the start of the lane's next tick."""
+
+    def __init__(
+        self,
+        tps: float,
+        lanes: int,
+        lane: int,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if tps <= 0 or lanes < 1:
+            raise ValueError("tps must be > 0 and lanes >= 1")
+        self.rate = tps * HEADROOM
+        self.lanes = lanes
+        self.lane = lane
+        self._clock = clock
+        self._sleep = sleep
+        self._last: int | None = None
+
+    def wait(self) -> None:
+        now = self._clock()
+        tick = next_tick(now, self.rate, self.lane, self.lanes, self._last)
+        start = tick / self.rate
+        if start > now:
+            self._sleep(start - now)
+        self._last = tick
