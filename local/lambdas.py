@@ -8,21 +8,23 @@ with the function's environment from template.yaml, and returns an AWS-shaped re
 Environments: each function sees the process environment (endpoint, region, fake credentials)
 plus exactly its own template variables, also when several run at once in threads:
 os.environ is replaced by a mapping with a per-thread overlay.
+
+With isolate=True (the benches) each invocation runs instead in a warm worker process of its
+function, one invocation at a time per worker, as Lambda runs execution environments: memory is
+the function's own (its peak is Lambda's "Max Memory Used") and functions use every core.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import subprocess
 import sys
 import threading
-import time
-import traceback
-import uuid
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from io import BytesIO
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +33,7 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
+from local.lambda_runtime import LambdaContext, failure, load_module
 from local.template import ROOT, Function, Template
 
 sys.path.insert(0, str(ROOT / "layers" / "cancelflow"))  # the layer, as /opt/python
@@ -89,19 +92,56 @@ def _scoped_environ() -> _ScopedEnviron:
     return os.environ  # type: ignore[return-value]
 
 
-class LambdaContext:
-    def __init__(self, function: Function, timeout_s: int = 30) -> None:
-        self.function_name = function.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function.arn
-        self.memory_limit_in_mb = 512
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function.name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
+class FunctionError(Exception):
+    """A handler in a worker process raised: its Lambda-shaped error document."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+    def __init__(self, failure: dict[str, Any]) -> None:
+        super().__init__(failure["errorMessage"])
+        self.failure = failure
+
+
+class _Worker:
+    """One warm execution environment of a function: a process of its own (lambda_runtime)."""
+
+    def __init__(self, function: Function, env: dict[str, str], mail_dir: str) -> None:
+        spec = {
+            "name": function.name,
+            "arn": function.arn,
+            "code_dir": str(function.code_dir),
+            "handler": function.handler,
+            "layer": str(ROOT / "layers" / "cancelflow"),
+            "mail_dir": mail_dir,
+        }
+        read_fd, write_fd = os.pipe()
+        self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "local.lambda_runtime", json.dumps(spec), str(write_fd)],
+            stdin=subprocess.PIPE,
+            env=env | {"PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            pass_fds=(write_fd,),
+            text=True,
+        )
+        os.close(write_fd)
+        self.answers = os.fdopen(read_fd, encoding="utf-8")
+
+    def invoke(self, event: Any) -> dict[str, Any]:
+        assert self.process.stdin
+        self.process.stdin.write(json.dumps(event) + "\n")
+        self.process.stdin.flush()
+        line = self.answers.readline()
+        if not line:
+            raise RuntimeError(f"the function's process ended (exit {self.process.poll()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def stop(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.answers.close()
 
 
 class _Raw(BytesIO):
@@ -115,15 +155,26 @@ class _Raw(BytesIO):
 class LocalLambdas:
     """The template's functions, importable and invokable in this process."""
 
-    def __init__(self, template: Template, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        template: Template,
+        extra_env: dict[str, str] | None = None,
+        isolate: bool = False,
+        mail_dir: Path | None = None,
+    ) -> None:
         self.template = template
         self.functions = template.functions()
         self.extra_env = extra_env or {}
+        self.isolate = isolate
+        self.mail_dir = str(mail_dir or "")
         self._by_name = {f.name: f for f in self.functions.values()}
         self._by_name |= {f.arn: f for f in self.functions.values()}
         self._modules: dict[str, ModuleType] = {}
+        self._idle: dict[str, list[_Worker]] = {}
+        self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self.invocations: list[str] = []  # function names, in order (for bench and tests)
+        self.max_memory_kib: dict[str, int] = {}  # isolated: each function's peak RSS
         self.environ = _scoped_environ()
 
     def env_of(self, function: Function) -> dict[str, str]:
@@ -139,14 +190,12 @@ class LocalLambdas:
     def module(self, function: Function) -> ModuleType:
         with self._lock:
             if function.logical_id not in self._modules:
-                module_file, _ = function.handler.rsplit(".", 1)
-                path = function.code_dir / f"{module_file}.py"
-                name = f"cancelflow_local_fn_{function.logical_id}"
-                spec = importlib.util.spec_from_file_location(name, path)
-                assert spec and spec.loader
-                module = importlib.util.module_from_spec(spec)
-                with self.environ.scoped(self.env_of(function)):
-                    spec.loader.exec_module(module)  # import-time globals see its env
+                with self.environ.scoped(self.env_of(function)):  # import-time globals see it
+                    module = load_module(
+                        function.code_dir,
+                        function.handler,
+                        f"cancelflow_local_fn_{function.logical_id}",
+                    )
                 self._modules[function.logical_id] = module
             return self._modules[function.logical_id]
 
@@ -157,11 +206,32 @@ class LocalLambdas:
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Run the handler; exceptions propagate (the Invoke hook turns them into errors)."""
         function = self.find(name_or_arn)
+        self.invocations.append(function.name)
+        if self.isolate:
+            return self._invoke_in_worker(function, event)
         module = self.module(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
-        self.invocations.append(function.name)
         with self.environ.scoped(self.env_of(function)):
-            return handler(event, LambdaContext(function))
+            return handler(event, LambdaContext(function.name, function.arn))
+
+    def _invoke_in_worker(self, function: Function, event: Any) -> Any:
+        with self._lock:
+            idle = self._idle.setdefault(function.logical_id, [])
+            worker = idle.pop() if idle else None
+        if worker is None:  # a cold start: a new execution environment
+            worker = _Worker(
+                function, dict(self.environ.base) | self.env_of(function), self.mail_dir
+            )
+            with self._lock:
+                self._workers.append(worker)
+        answer = worker.invoke(event)
+        with self._lock:
+            idle.append(worker)
+            peak = self.max_memory_kib.get(function.name, 0)
+            self.max_memory_kib[function.name] = max(peak, answer["peak_memory_kib"])
+        if "error" in answer:
+            raise FunctionError(answer["error"])
+        return answer["ok"]
 
     # --- the botocore hook -----------------------------------------------------------------
 
@@ -180,15 +250,10 @@ class LocalLambdas:
         try:
             result = self.invoke(name, event)
             payload = json.dumps(result).encode()
-        except Exception as error:  # what Lambda reports for an unhandled exception
+        except Exception as error:
             headers["X-Amz-Function-Error"] = "Unhandled"
-            payload = json.dumps(
-                {
-                    "errorMessage": str(error),
-                    "errorType": type(error).__name__,
-                    "stackTrace": traceback.format_tb(error.__traceback__),
-                }
-            ).encode()
+            document = error.failure if isinstance(error, FunctionError) else failure(error)
+            payload = json.dumps(document).encode()
         return AWSResponse(request.url, 200, headers, _Raw(payload))
 
     def install(self) -> None:
@@ -199,7 +264,29 @@ class LocalLambdas:
         if boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.register(*hook)
 
+    def warm(self, name_or_arn: str, count: int, event: Any) -> None:
+        """Start `count` execution environments of a function and invoke each once with `event`
+        (isolated): what provisioned concurrency does, so a bench measures warm functions."""
+        function = self.find(name_or_arn)
+        env = dict(self.environ.base) | self.env_of(function)
+        workers = [_Worker(function, env, self.mail_dir) for _ in range(count)]  # boot together
+        for worker in workers:
+            worker.invoke(event)
+        with self._lock:
+            self._workers += workers
+            self._idle.setdefault(function.logical_id, []).extend(workers)
+
+    def retire_workers(self) -> None:
+        """Stop every worker process (isolated): the next invocations start cold, with fresh
+        memory peaks."""
+        with self._lock:
+            workers, self._workers, self._idle = self._workers, [], {}
+            self.max_memory_kib = {}
+        for worker in workers:
+            worker.stop()
+
     def uninstall(self) -> None:
+        self.retire_workers()
         hook = ("before-send.lambda.Invoke", self._on_invoke)
         if hook in botocore.handlers.BUILTIN_HANDLERS:
             botocore.handlers.BUILTIN_HANDLERS.remove(hook)

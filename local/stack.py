@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import socket
-import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -24,6 +22,7 @@ import botocore.handlers
 
 from local.api_gateway import LocalApi
 from local.lambdas import LocalLambdas
+from local.mail import MailDrop
 from local.template import REGION, ROOT, Template
 
 FAKE_CREDENTIALS = {
@@ -51,49 +50,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class MailDrop:
-    """Mirror every SES SendEmail that succeeded into a readable file under a folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def _before(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["cancelflow_mail"] = params
-
-    def _after(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
-        params = context.get("cancelflow_mail")
-        if not params or http_response.status_code >= 300:
-            return
-        simple = params["Content"]["Simple"]
-        to = ", ".join(params["Destination"].get("ToAddresses", []))
-        subject = simple["Subject"]["Data"]
-        body = simple["Body"].get("Text", {}).get("Data", "")
-        with self._lock:
-            self._count += 1
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-            slug = re.sub(r"[^A-Za-z0-9@.]+", "_", to)[:60]
-            path = self.folder / f"{stamp}-{self._count:04d}-{slug}.txt"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            f"From: {params['FromEmailAddress']}\nTo: {to}\nSubject: {subject}\n"
-            f"Date: {datetime.now(UTC).isoformat()}\n\n{body}",
-            encoding="utf-8",
-        )
-
-    def hooks(self) -> list[tuple[str, Any]]:
-        return [
-            ("before-parameter-build.sesv2.SendEmail", self._before),
-            ("after-call.sesv2.SendEmail", self._after),
-        ]
-
-    def messages(self) -> list[str]:
-        if not self.folder.exists():
-            return []
-        return [p.read_text(encoding="utf-8") for p in sorted(self.folder.glob("*.txt"))]
-
-
 class LocalStack:
     def __init__(
         self,
@@ -101,10 +57,14 @@ class LocalStack:
         ports: dict[str, int] | None = None,
         parameters: dict[str, str] | None = None,
         quiet: bool = False,
+        isolate: bool = False,
+        sandbox_process: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
         self.parameter_overrides = parameters or {}
+        self.isolate = isolate  # each function in worker processes of its own (benches)
+        self.sandbox_process = sandbox_process  # the KCP sandbox in its own process (benches)
         # Tests and benches keep the handlers' logs and metrics to warnings and errors.
         self.quiet_env = (
             {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
@@ -123,7 +83,7 @@ class LocalStack:
     # --- start ---------------------------------------------------------------------------
 
     def start(self) -> dict[str, str]:
-        from local.kcp_sandbox import KcpSandbox
+        from local.kcp_sandbox import KcpSandbox, SandboxProcess
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         moto_port = self.ports["moto"] or free_port()
@@ -135,7 +95,8 @@ class LocalStack:
             botocore.handlers.BUILTIN_HANDLERS.append(hook)
         boto3.DEFAULT_SESSION = None  # new sessions pick up the hooks
 
-        self.sandbox = KcpSandbox(port=self.ports["sandbox"])
+        kind = SandboxProcess if self.sandbox_process else KcpSandbox
+        self.sandbox = kind(port=self.ports["sandbox"])
         sandbox_url = self.sandbox.start()
 
         self.template = Template(
@@ -149,7 +110,10 @@ class LocalStack:
             | self.parameter_overrides
         )
         self.lambdas = LocalLambdas(
-            self.template, extra_env={"POWERTOOLS_TRACE_DISABLED": "1"} | self.quiet_env
+            self.template,
+            extra_env={"POWERTOOLS_TRACE_DISABLED": "1"} | self.quiet_env,
+            isolate=self.isolate,
+            mail_dir=self.mail.folder,
         )
         self.lambdas.install()
         self._start_moto(moto_port)

@@ -48,10 +48,13 @@ SUMMARY_KEYS = ("charged", "declined", "suspended", "skipped", "unknown", "faile
 DUPLICATE_ORDER_CODES = frozenset({"8338", "8739"})
 NOT_SENT_TRIES = 3  # a charge that never left is safe to try again at once
 IN_FLIGHT = timedelta(minutes=2)  # longer than any KCP call (read timeout) plus its recording
-# A page is charged in about page_size / tps seconds: keep it well inside the charge function's
-# 15-minute timeout, and its results (~150 bytes each) inside a Step Functions state (256 KB).
-LANE_SECONDS = 600
+# Step Functions carries at most 256 KB per state: a page's refs (~70 bytes each) and a lane's
+# results (~250 bytes each) must fit, and the Map gathers only each lane's counts and one short
+# line per charge. A page is charged in about page_size / tps seconds: well inside the charge
+# function's 15 minutes.
 MAX_PAGE = 1000
+MAX_LANE_ITEMS = 400
+LANE_SECONDS = 600
 
 Ref = dict[str, str]  # {"shop_id", "subscription_id"}: a due subscription, as pages carry it
 
@@ -94,7 +97,15 @@ def begin_run(clock: Clock, run_input: dict[str, Any], defaults: RunSettings) ->
         "retry_days": list(settings.retry_days),
         "reconcile_wait_seconds": settings.reconcile_wait_seconds,
         "reconcile_max_tries": settings.reconcile_max_tries,
-        "page_size": max(1, min(settings.page_size, MAX_PAGE, int(settings.tps * LANE_SECONDS))),
+        "page_size": max(
+            1,
+            min(
+                settings.page_size,
+                MAX_PAGE,
+                MAX_LANE_ITEMS * settings.max_concurrency,
+                int(settings.tps * LANE_SECONDS),
+            ),
+        ),
         "days_back": settings.days_back,
     }
     summary = {"billing_date": billing_date.isoformat()} | dict.fromkeys(SUMMARY_KEYS, 0)
@@ -131,14 +142,32 @@ def deal(items: Sequence[Ref], max_lanes: int) -> list[dict[str, Any]]:
     return [{"lane": i, "lanes": lanes, "items": list(items[i::lanes])} for i in range(lanes)]
 
 
+def count(results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many charges ended each way (CHARGED, DECLINED, ...), by summary key."""
+    counts = dict.fromkeys(SUMMARY_KEYS, 0)
+    for result in results:
+        key = str(result.get("result", "failed")).lower()
+        counts[key if key in SUMMARY_KEYS else "failed"] += 1
+    return counts
+
+
+def line(result: dict[str, Any]) -> str:
+    """One charge as an operator searches for it in the execution history:
+    "sub_…-2026-12-1 CHARGED 20261201000123" (ordr_idxx, result, tno or code or why)."""
+    who = result.get("order_id") or result["subscription_id"]
+    why = result.get("tno") or result.get("res_cd") or result.get("why") or result.get("error")
+    return f"{who} {result['result']} {why or ''}".rstrip()
+
+
 def tally(summary: dict[str, Any], lanes: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Add a page's lane results to the run's summary. A lane that failed as a whole counts
-    its unfinished subscriptions as failed (a later run picks them up)."""
+    """Add a page's lanes to the run's summary: each lane's counts, or for a lane that failed as
+    a whole, what it finished plus its unfinished subscriptions as failed (a later run picks
+    them up)."""
     out = dict(summary)
     for lane in lanes:
-        for result in lane.get("results", []):
-            key = str(result.get("result", "failed")).lower()
-            out[key if key in SUMMARY_KEYS else "failed"] += 1
+        counts = lane.get("counts") or count(lane.get("done", []))
+        for key in SUMMARY_KEYS:
+            out[key] += int(counts.get(key, 0))
         out["failed"] += len(lane.get("unfinished", []))
     return out
 
@@ -167,8 +196,9 @@ def charge_lane(
 ) -> dict[str, Any]:
     """Charge a lane's subscriptions one after another, each KCP call on one of the lane's turns.
 
-    Returns {results: done + this pass's outcomes, reconcile: the subscriptions whose charge is
-    unknown (to resend after a wait), tries, more: whether there are any}.
+    Returns {results: done + this pass's outcomes, counts and charges (a line each) of those
+    results, reconcile: the subscriptions whose charge is unknown (to resend after a wait),
+    tries, more: any of those}.
     """
     turns = turns or Turns(float(config["tps"]), lanes, lane)
     results = list(done)
@@ -187,7 +217,14 @@ def charge_lane(
         else:
             results.append(result)
         logger.info("charge", extra=result)
-    return {"results": results, "reconcile": again, "tries": tries + 1, "more": bool(again)}
+    return {
+        "results": results,
+        "counts": count(results),
+        "charges": [line(r) for r in results],
+        "reconcile": again,
+        "tries": tries + 1,
+        "more": bool(again),
+    }
 
 
 def charge(
