@@ -97,10 +97,15 @@ def main() -> None:
         label = "" if complete else " (finding more due)"
         print(f"\r  charging {bar(done, due)}{label}   ", end="", flush=True)
         time.sleep(0.3)
-    print(f"\r  charging {bar(due, due)}, KCP calls: {done}                    ")
+    progress = f"{bar(due, due)}, KCP calls: {done}" if due else "nothing due"
+    print(f"\r  charging {progress}                    ")
     if status["status"] != "SUCCEEDED":
         sys.exit(f"run {status['status']}: {status.get('error', '')} {status.get('cause', '')}")
     summary = json.loads(status["output"])
+    if "another_run" in summary:
+        print(
+            f"\nanother run is charging now; this one charged nothing: {summary.pop('another_run')}"
+        )
     print(f"\nbilling date {summary.pop('billing_date')}")
     for key, value in summary.items():
         print(f"  {key:<10} {value}")

@@ -13,7 +13,14 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="execution_id")
 def handler(event: dict, context: object) -> dict:
     if event["action"] == "begin":
-        return run.begin_run(runtime.clock, event.get("input") or {}, runtime.billing_settings())
+        return run.begin_run(
+            runtime.clock,
+            event.get("input") or {},
+            runtime.billing_settings(),
+            runtime.billing_store(),
+            event["execution_id"],
+            runtime.execution_running,
+        )
     page = run.find_due(
         runtime.billing_store(),
         date.fromisoformat(event["billing_date"]),

@@ -4,6 +4,7 @@ and look in as an operator would (sandbox charges and calls, mail, execution his
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -49,20 +50,42 @@ def machine_arn(stack: LocalStack) -> str:
     )
 
 
-def bill(stack: LocalStack, day: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the billing state machine for a date and return its summary (execution output)."""
-    sfn = stack.client("stepfunctions")
+def start_billing(stack: LocalStack, day: str, config: dict[str, Any] | None = None) -> str:
+    """Start the billing state machine for a date, as the schedule does; its execution ARN."""
     run = {"billing_date": day, "config": FAST | (config or {})}
-    arn = sfn.start_execution(
+    started = stack.client("stepfunctions").start_execution(
         stateMachineArn=machine_arn(stack),
         name=f"bill-{day}-{uuid.uuid4().hex[:8]}",
         input=json.dumps(run),
     )
-    done = stack.wait_for_execution(arn["executionArn"], timeout=120)
+    return str(started["executionArn"])
+
+
+def finish_billing(stack: LocalStack, execution_arn: str) -> dict[str, Any]:
+    """Wait for a billing run and return its summary (the execution's output)."""
+    done = stack.wait_for_execution(execution_arn, timeout=120)
     assert done["status"] == "SUCCEEDED", done
-    summary = json.loads(done["output"])
-    summary["execution_arn"] = arn["executionArn"]
+    summary: dict[str, Any] = json.loads(done["output"])
+    summary["execution_arn"] = execution_arn
     return summary
+
+
+def bill(stack: LocalStack, day: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the billing state machine for a date and return its summary."""
+    return finish_billing(stack, start_billing(stack, day, config))
+
+
+def entered(stack: LocalStack, execution_arn: str, state: str, timeout: float = 30) -> None:
+    """Wait until the execution has entered a state."""
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        names = {e.get("stateEnteredEventDetails", {}).get("name") for e in events}
+        if state in names:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_arn} never entered {state}")
 
 
 def charges_at_kcp(sandbox_url: str, subscription_id: str) -> list[dict[str, Any]]:

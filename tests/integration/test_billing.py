@@ -17,8 +17,11 @@ from .billing_support import (
     call,
     charge_calls,
     charges_at_kcp,
+    entered,
+    finish_billing,
     mails_for,
     recipient,
+    start_billing,
     subject,
     subscribe,
 )
@@ -69,6 +72,51 @@ def test_the_execution_history_shows_every_charge(stack: LocalStack, shop: ShopC
     for sub in subs:  # each charge: its ordr_idxx, the outcome and KCP's tno
         (charged,) = charges_at_kcp(url, sub["subscription_id"])
         assert f"{charged['ordr_idxx']} CHARGED {charged['tno']}" in text
+
+
+def test_a_run_started_while_another_is_charging_charges_nothing_and_names_that_run(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    subs = [subscribe(shop, batch_key(url), "2038-07-07").body for _ in range(3)]
+    daily = start_billing(stack, "2038-07-07", {"tps": 1})  # three charges: about 3 s
+    entered(stack, daily, "FindDue")  # it holds the run's lease
+
+    twice = bill(stack, "2038-07-07")  # the schedule fired again, or someone ran make bill
+
+    first = finish_billing(stack, daily)
+    assert twice["another_run"] == daily
+    assert twice["charged"] == twice["skipped"] == 0
+    assert first["charged"] == 3 and "another_run" not in first
+    assert [len(charges_at_kcp(url, s["subscription_id"])) for s in subs] == [1, 1, 1]
+    assert bill(stack, "2038-07-07")["charged"] == 0  # the lease passes on once it is done
+
+
+def test_a_subscription_that_cannot_be_charged_fails_alone_and_stays_due(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    good, broken = (subscribe(shop, batch_key(url), "2039-02-03").body for _ in range(2))
+    # Its sealed batch key is damaged (say, a bad restore): the vault cannot open it.
+    stack.client("dynamodb").update_item(
+        TableName=stack.env["TABLE_NAME"],
+        Key={
+            "PK": {"S": f"SHOP#demo-shop#SUB#{broken['subscription_id']}"},
+            "SK": {"S": "SUBSCRIPTION"},
+        },
+        UpdateExpression="SET batch_key_ref = :bad",
+        ExpressionAttributeValues={":bad": {"S": "v1:k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+    )
+
+    summary = bill(stack, "2039-02-03", {"max_concurrency": 1})  # one lane: both in it
+
+    assert (summary["charged"], summary["failed"]) == (1, 1)
+    assert len(charges_at_kcp(url, good["subscription_id"])) == 1
+    assert charge_calls(url, broken["subscription_id"]) == []  # nothing reached KCP
+    broken_charges = f"/v1/subscriptions/{broken['subscription_id']}/charges"
+    assert call(shop, "GET", broken_charges).body["items"] == []  # nor was anything claimed
+    after = call(shop, "GET", f"/v1/subscriptions/{broken['subscription_id']}").body
+    assert after["status"] == "ACTIVE" and after["next_attempt_date"] == "2039-02-03"
 
 
 def test_a_declined_card_walks_the_dunning_schedule_to_suspended_with_emails(

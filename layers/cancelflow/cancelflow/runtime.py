@@ -174,6 +174,15 @@ def billing_settings() -> Any:
     )
 
 
+def execution_running(execution_arn: str) -> bool:
+    """Whether a Step Functions execution is still running (an unknown one is not)."""
+    sfn = aws.client("stepfunctions")
+    try:
+        return bool(sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING")
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False
+
+
 def charge_deps(shop_id: str) -> Any:
     """What charging a shop's subscriptions needs: its KCP client, mailer, email language."""
     from cancelflow.billing.run import ChargeDeps

@@ -5,6 +5,7 @@
                     GSI3 (sparse, only while ACTIVE): DUE#{yyyy-mm-dd}#{shard} / {shop}#{id}
     charge          PK SHOP#{shop}#SUB#{id}   SK CHARGE#{period}#{attempt:02d}
     payment         the store's PAYMENT item, written with the successful charge
+    run lease       PK BILLING#RUN            SK LEASE   (holder: the charging execution)
 
 The due index holds only subscriptions with a next attempt, keyed by its date, so a billing run
 reads what is due and nothing else. A day's partition is split into SHARDS by a hash of the
@@ -16,8 +17,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
-from datetime import date, timedelta
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,6 +38,7 @@ from cancelflow.models import Payment
 from cancelflow.store.dynamodb import _marshal, _payment_item, _unmarshal
 
 SHARDS = 8  # fixed: changing it would strand due items under the old keys
+RUN_LEASE = {"PK": "BILLING#RUN", "SK": "LEASE"}  # which execution is charging (one at a time)
 DUE_INDEX = "SubscriptionsDue"
 LIST_INDEX = "ShopTimeline"  # GSI1: a shop's subscriptions by creation time
 
@@ -155,6 +157,34 @@ class DynamoBilling:
             kwargs["ExclusiveStartKey"] = last
 
     # --- the billing run ---------------------------------------------------------------
+
+    def take_run_lease(
+        self, execution_id: str, at: datetime, still_running: Callable[[str], bool]
+    ) -> str | None:
+        for _ in range(3):
+            answer = self._db.get_item(
+                TableName=self._table, Key=_marshal(RUN_LEASE), ConsistentRead=True
+            )
+            holder = _unmarshal(answer["Item"])["holder"] if "Item" in answer else None
+            if holder and holder != execution_id and still_running(holder):
+                return str(holder)
+            condition = "holder = :seen" if holder else "attribute_not_exists(PK)"
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=_marshal(
+                        RUN_LEASE | {"holder": execution_id, "taken_at": to_utc_text(at)}
+                    ),
+                    ConditionExpression=condition,
+                    **(
+                        {"ExpressionAttributeValues": _marshal({":seen": holder})} if holder else {}
+                    ),
+                )
+                return None
+            except ClientError as e:
+                if _code(e) != "ConditionalCheckFailedException":
+                    raise
+        raise Conflict("the billing run's lease keeps changing hands")
 
     def due_page(
         self, billing_date: date, days_back: int, cursor: dict[str, Any] | None, limit: int

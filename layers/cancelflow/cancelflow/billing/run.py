@@ -70,8 +70,17 @@ class RunSettings:
     days_back: int  # also charge what was due this many days before (a missed run)
 
 
-def begin_run(clock: Clock, run_input: dict[str, Any], defaults: RunSettings) -> dict[str, Any]:
-    """The run's billing date (default: today in KST), settings and an empty summary."""
+def begin_run(
+    clock: Clock,
+    run_input: dict[str, Any],
+    defaults: RunSettings,
+    store: BillingStore,
+    execution_id: str,
+    still_running: Callable[[str], bool],
+) -> dict[str, Any]:
+    """The run's billing date (default: today in KST), settings and an empty summary; or
+    busy, when another run is charging: runs one at a time, so they never add up to more
+    than the TPS budget (a schedule that fires twice, a manual run during the daily one)."""
     text = run_input.get("billing_date")
     try:
         billing_date = date.fromisoformat(text) if text else schedule.today_kst(clock.now())
@@ -109,11 +118,15 @@ def begin_run(clock: Clock, run_input: dict[str, Any], defaults: RunSettings) ->
         "days_back": settings.days_back,
     }
     summary = {"billing_date": billing_date.isoformat()} | dict.fromkeys(SUMMARY_KEYS, 0)
+    holder = store.take_run_lease(execution_id, clock.now(), still_running)
+    if holder:
+        summary["another_run"] = holder  # it charges what is due; nothing is left undone
     return {
         "billing_date": billing_date.isoformat(),
         "config": config,
         "summary": summary,
         "cursor": None,
+        "busy": holder is not None,
     }
 
 
@@ -248,6 +261,7 @@ def charge(
         return base | {"result": "SKIPPED", "why": "not active"}
     if sub.due_on > billing_date:
         return base | {"result": "SKIPPED", "why": "not due"}
+    batch_key = deps.vault.open(shop_id, subscription_id, sub.batch_key_ref)  # before any claim
     now = clock.now()
     fresh = Charge(
         shop_id=shop_id,
@@ -275,7 +289,7 @@ def charge(
         return base | {"result": "SKIPPED", "why": "in flight"}
     base |= {"period": item.period, "order_id": item.order_id}
     order = ChargeOrder(
-        batch_key=deps.vault.open(shop_id, subscription_id, sub.batch_key_ref),
+        batch_key=batch_key,
         order_id=item.order_id,
         amount=item.amount,
         product_name=sub.product_name,

@@ -157,6 +157,13 @@ class BillingStore(Protocol):
         """Write after if before is still current (version); Conflict otherwise."""
         ...
 
+    def take_run_lease(
+        self, execution_id: str, at: datetime, still_running: Callable[[str], bool]
+    ) -> str | None:
+        """Hold the billing run's lease for this execution. None when held; the holder's id
+        when another execution holds it and is still running."""
+        ...
+
     def due_page(
         self, billing_date: date, days_back: int, cursor: dict[str, Any] | None, limit: int
     ) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
