@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cancelflow.billing.dynamodb import subscription_item
+from cancelflow.billing.pacing import busiest_second
 from cancelflow.billing.schedule import Cycle
 from cancelflow.billing.subscriptions import Status, Subscription
 from cancelflow.billing.vault import SecretsVault
@@ -143,15 +144,6 @@ def charge_times(stack: LocalStack, since: int) -> list[float]:
     return sorted(datetime.fromisoformat(c["time"]).timestamp() for c in calls)
 
 
-def most_in_one_second(times: list[float]) -> int:
-    most, first = 0, 0
-    for i, t in enumerate(times):
-        while times[first] <= t - 1.0:
-            first += 1
-        most = max(most, i - first + 1)
-    return most
-
-
 def largest_state(stack: LocalStack, execution_arn: str) -> int:
     """The largest input or output any state of the execution carried, in bytes."""
     sfn = stack.client("stepfunctions")
@@ -246,7 +238,7 @@ def main() -> None:
                     "units": reads.units,
                     "due_queries": reads.due_queries,
                     "rate": rate,
-                    "peak": most_in_one_second(times),
+                    "peak": busiest_second(times),
                     "memory": dict(stack.lambdas.max_memory_kib),
                     "state": largest_state(stack, arn),
                     "seconds": seconds,

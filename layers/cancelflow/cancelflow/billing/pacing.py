@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 HEADROOM = 0.98  # of the budget the ticks use; room for 20 ms of lateness at any rate
 
@@ -57,3 +57,14 @@ class Turns:
         if start > now:
             self._sleep(start - now)
         self._last = tick
+
+
+def busiest_second(times: Iterable[float]) -> int:
+    """How many of these call times fall in the busiest one second: what a TPS limit counts."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for i, t in enumerate(ordered):
+        while ordered[first] <= t - 1.0:
+            first += 1
+        most = max(most, i - first + 1)
+    return most
