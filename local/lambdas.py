@@ -264,6 +264,11 @@ class LocalLambdas:
         if boto3.DEFAULT_SESSION is not None:
             boto3.DEFAULT_SESSION.events.register(*hook)
 
+    @property
+    def environments(self) -> int:
+        """Worker processes started and not retired (isolated): Lambda's execution environments."""
+        return len(self._workers)
+
     def warm(self, name_or_arn: str, count: int, event: Any) -> None:
         """Start `count` execution environments of a function and invoke each once with `event`
         (isolated): what provisioned concurrency does, so a bench measures warm functions."""
