@@ -193,7 +193,11 @@ def main() -> None:
     reads.install()
     stack = LocalStack(
         state_dir=Path(tempfile.mkdtemp(prefix="bench-billing-")),
-        parameters={"ReconcileWaitSeconds": "1", "KcpReadTimeoutSeconds": "10"},
+        parameters={
+            "BillingKcpTps": f"{args.tps:g}",  # the merchant's allowance
+            "ReconcileWaitSeconds": "1",
+            "KcpReadTimeoutSeconds": "10",
+        },
         quiet=True,
         isolate=True,  # each function in worker processes: its own memory, every core
         sandbox_process=True,  # KCP's receive times not held up by the stack's threads

@@ -77,7 +77,7 @@ def main() -> None:
     module = load_module(Path(spec["code_dir"]), spec["handler"], "handler_module")
     handler = getattr(module, spec["handler"].rsplit(".", 1)[1])
     for line in sys.stdin:
-        context = LambdaContext(spec["name"], spec["arn"])
+        context = LambdaContext(spec["name"], spec["arn"], spec["timeout"])
         try:
             answer = {"ok": handler(json.loads(line), context)}
         except Exception as error:

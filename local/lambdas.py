@@ -107,6 +107,7 @@ class _Worker:
         spec = {
             "name": function.name,
             "arn": function.arn,
+            "timeout": function.timeout,
             "code_dir": str(function.code_dir),
             "handler": function.handler,
             "layer": str(ROOT / "layers" / "cancelflow"),
@@ -212,7 +213,7 @@ class LocalLambdas:
         module = self.module(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
         with self.environ.scoped(self.env_of(function)):
-            return handler(event, LambdaContext(function.name, function.arn))
+            return handler(event, LambdaContext(function.name, function.arn, function.timeout))
 
     def _invoke_in_worker(self, function: Function, event: Any) -> Any:
         with self._lock:
@@ -224,7 +225,12 @@ class LocalLambdas:
             )
             with self._lock:
                 self._workers.append(worker)
-        answer = worker.invoke(event)
+        try:
+            answer = worker.invoke(event)
+        except Exception:
+            with self._lock:  # a worker that broke is not reused
+                self._workers.remove(worker)
+            raise
         with self._lock:
             idle.append(worker)
             peak = self.max_memory_kib.get(function.name, 0)

@@ -49,6 +49,7 @@ class Function:
     code_dir: Path
     handler: str
     environment: dict[str, str]
+    timeout: int = 30  # seconds (Lambda's default is 3; the template's Globals say 30)
 
 
 class Template:
@@ -199,6 +200,7 @@ class Template:
                 code_dir=ROOT / props["CodeUri"],
                 handler=props.get("Handler", globals_.get("Handler", "app.handler")),
                 environment={k: str(v) for k, v in self.resolve(env).items()},
+                timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
             )
         return found
 

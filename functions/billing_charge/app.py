@@ -5,6 +5,7 @@ from datetime import date
 from functools import cache
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.billing import run
@@ -13,7 +14,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     deps_for = cache(runtime.charge_deps)  # per invocation: a shop's policy may change
     out = run.charge_lane(
         deps_for,
@@ -23,7 +24,8 @@ def handler(event: dict, context: object) -> dict:
         int(event["lanes"]),
         event["items"],
         int(event.get("tries", 0)),
-        event.get("results") or [],
+        {"counts": event.get("counts"), "charges": event.get("charges")},
+        lambda: context.get_remaining_time_in_millis() / 1000,
     )
-    logger.info("lane", extra={"lane": event["lane"], "reconcile": len(out["reconcile"])})
+    logger.info("lane", extra={"lane": event["lane"], "again": len(out["again"])})
     return out

@@ -23,9 +23,12 @@ def handler(event: dict, context: object) -> dict:
         )
     page = run.find_due(
         runtime.billing_store(),
+        runtime.clock,
         date.fromisoformat(event["billing_date"]),
         event["config"],
         event.get("cursor"),
+        event["execution_id"],
+        runtime.execution_running,
     )
     logger.info("due page", extra={"due": page["due"], "more": page["more"]})
     return page

@@ -150,6 +150,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             "ReconcileMaxTries": "4",
             "ReconcileSettleSeconds": "2",
             "KcpReadTimeoutSeconds": "3",  # loaded CI machines answer slowly
+            "BillingKcpTps": "100",  # the sandbox's allowance: billing tests need no pacing
         },
         quiet=True,
     )

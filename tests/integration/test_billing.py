@@ -6,8 +6,10 @@ Each scenario bills on its own calendar year, so runs never see another scenario
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from cancelflow.billing.dynamodb import DynamoBilling
+from cancelflow.billing.subscriptions import Charge, ChargeStatus
 from cancelflow.clock import KST
 from local.stack import LocalStack
 
@@ -92,6 +94,21 @@ def test_a_run_started_while_another_is_charging_charges_nothing_and_names_that_
     assert bill(stack, "2038-07-07")["charged"] == 0  # the lease passes on once it is done
 
 
+def test_a_run_may_go_slower_than_the_merchants_kcp_allowance_but_never_faster(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    sub = subscribe(shop, batch_key(url), "2038-09-09").body
+    too_fast = start_billing(stack, "2038-09-09", {"tps": 1000})  # the stack allows 100
+
+    failed = stack.wait_for_execution(too_fast)
+
+    assert failed["status"] == "FAILED"
+    assert "may not exceed BillingKcpTps" in failed.get("cause", "")
+    assert charge_calls(url, sub["subscription_id"]) == []
+    assert bill(stack, "2038-09-09", {"tps": 50})["charged"] == 1
+
+
 def test_a_subscription_that_cannot_be_charged_fails_alone_and_stays_due(
     stack: LocalStack, shop: ShopClient
 ) -> None:
@@ -117,6 +134,49 @@ def test_a_subscription_that_cannot_be_charged_fails_alone_and_stays_due(
     assert call(shop, "GET", broken_charges).body["items"] == []  # nor was anything claimed
     after = call(shop, "GET", f"/v1/subscriptions/{broken['subscription_id']}").body
     assert after["status"] == "ACTIVE" and after["next_attempt_date"] == "2039-02-03"
+
+
+def test_a_charge_kcp_approved_but_not_yet_recorded_is_recorded_from_its_journal_not_resent(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    sub = subscribe(shop, batch_key(url), "2039-04-04").body
+    sid = sub["subscription_id"]
+    paid = http(  # KCP approved the charge and its tno was journaled ...
+        "POST", f"{url}/_sandbox/payments", {"amount": 9900, "product_name": "월간 원두 구독"}
+    ).body
+    store = DynamoBilling(stack.client("dynamodb"), stack.env["TABLE_NAME"])
+    current = store.get("demo-shop", sid)
+    assert current is not None
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)  # no longer in flight
+    claimed = Charge(
+        shop_id="demo-shop",
+        subscription_id=sid,
+        period=current.period,
+        attempt=current.attempt,
+        order_id=current.order_id(),
+        amount=current.amount,
+        status=ChargeStatus.PENDING,
+        billing_date=date(2039, 4, 4),
+        created_at=long_ago,
+        updated_at=long_ago,
+        sends=1,
+        tno=paid["tno"],
+        approved_at=long_ago,
+        claim_token="crashed-run",
+    )
+    assert store.claim(current, claimed) is None
+    store.journal(claimed)  # ... then its run died before recording the effects
+
+    summary = bill(stack, "2039-04-04")
+
+    assert summary["charged"] == 1
+    assert charge_calls(url, sid) == []  # not sent again: the journal knew
+    charges = call(shop, "GET", f"/v1/subscriptions/{sid}/charges").body["items"]
+    assert [(c["status"], c["tno"]) for c in charges] == [("SUCCEEDED", paid["tno"])]
+    assert call(shop, "GET", f"/v1/payments/{paid['tno']}").status == 200  # refundable
+    after = call(shop, "GET", f"/v1/subscriptions/{sid}").body
+    assert after["next_charge_date"] == "2039-05-04"
 
 
 def test_a_declined_card_walks_the_dunning_schedule_to_suspended_with_emails(

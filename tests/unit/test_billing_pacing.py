@@ -39,7 +39,7 @@ def run_lanes(tps: int, lanes: int, calls: int, work: float, seed: int = 1) -> l
             lane,
             start=1_700_000_000 + rng.random(),  # lanes start at different moments
             work=[rng.uniform(0, work) for _ in range(calls)],
-            late=[rng.uniform(0, 0.02) for _ in range(calls)],
+            late=[rng.uniform(0, 0.045) for _ in range(calls)],  # up to 45 ms late
         )
     return out
 
@@ -58,11 +58,11 @@ def test_lanes_together_never_send_more_than_the_budget_in_any_second(
     assert busiest_second(times) <= tps
 
 
-def test_lanes_with_time_to_spare_use_at_least_95_percent_of_the_budget() -> None:
+def test_lanes_with_time_to_spare_use_over_90_percent_of_the_budget() -> None:
     tps, lanes = 20, 10  # each lane has 0.5 s per charge; a charge takes up to 0.4 s
     times = sorted(run_lanes(tps, lanes, calls=100, work=0.4))
     rate = (len(times) - 1) / (times[-1] - times[0])
-    assert 0.95 * tps <= rate <= tps
+    assert 0.92 * tps <= rate <= 0.95 * tps  # the headroom is the only loss
 
 
 def test_a_lane_slower_than_its_turns_waits_for_its_next_turn_and_never_crowds_another() -> None:

@@ -308,24 +308,30 @@ class DynamoBilling:
     def journal(self, charge: Charge) -> None:
         open_values = {f":o{i}": s.value for i, s in enumerate(sorted(OPEN_CHARGE))}
         key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        values = {
+            ":st": charge.status.value,
+            ":sends": charge.sends,
+            ":detail": charge.detail,
+            ":res_cd": charge.res_cd,
+            ":now": to_utc_text(charge.updated_at),
+        }
+        update = (
+            "SET #st = :st, sends = :sends, detail = :detail, res_cd = :res_cd, updated_at = :now"
+        )
+        if charge.tno:  # KCP approved it: kept even if recording its effects fails
+            update += ", tno = :tno, approved_at = :approved"
+            values |= {
+                ":tno": charge.tno,
+                ":approved": to_utc_text(charge.approved_at or charge.updated_at),
+            }
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_marshal(key),
-                UpdateExpression="SET #st = :st, sends = :sends, detail = :detail, "
-                "res_cd = :res_cd, updated_at = :now",
+                UpdateExpression=update,
                 ConditionExpression=f"#st IN ({', '.join(open_values)})",
                 ExpressionAttributeNames={"#st": "status"},
-                ExpressionAttributeValues=_marshal(
-                    open_values
-                    | {
-                        ":st": charge.status.value,
-                        ":sends": charge.sends,
-                        ":detail": charge.detail,
-                        ":res_cd": charge.res_cd,
-                        ":now": to_utc_text(charge.updated_at),
-                    }
-                ),
+                ExpressionAttributeValues=_marshal(open_values | values),
             )
         except ClientError as e:
             if _code(e) != "ConditionalCheckFailedException":

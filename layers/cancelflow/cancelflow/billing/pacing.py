@@ -6,8 +6,10 @@ start of one of its own ticks, at most one call per tick, and never in a tick th
 so the lanes of a run, with no shared counter and no coordination, never send more than one call
 per tick between them. A lane that is busy when its tick comes simply waits for its next one.
 
-The ticks run a little slower than the budget (HEADROOM): a call that leaves a few milliseconds
-after its tick must not share a one-second window with the call `rate` ticks later.
+The ticks run a little slower than the budget (HEADROOM): a call that reaches KCP some
+milliseconds after its tick (signing, scheduling, a new TLS connection) must not share a
+one-second window with the call `rate` ticks later. A tick train at h x TPS absorbs up to
+1/h - 1 seconds of such lateness.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
-HEADROOM = 0.98  # of the budget the ticks use; room for 20 ms of lateness at any rate
+HEADROOM = 0.95  # of the budget the ticks use: room for 50 ms of lateness at any rate
 
 
 def next_tick(now: float, rate: float, lane: int, lanes: int, after: int | None = None) -> int:

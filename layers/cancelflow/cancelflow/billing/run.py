@@ -17,6 +17,7 @@ through: never a new charge with a new order id.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +56,10 @@ IN_FLIGHT = timedelta(minutes=2)  # longer than any KCP call (read timeout) plus
 MAX_PAGE = 1000
 MAX_LANE_ITEMS = 400
 LANE_SECONDS = 600
+# A lane starts no charge with less time left than one charge can take: its turn, three quick
+# resends of a call that never left, KCP's read timeout, the recording; the rest goes on in the
+# lane's next invocation.
+LANE_RESERVE_SECONDS = 60
 
 Ref = dict[str, str]  # {"shop_id", "subscription_id"}: a due subscription, as pages carry it
 
@@ -100,6 +105,8 @@ def begin_run(
         ) from error
     if settings.max_concurrency < 1 or settings.tps <= 0 or settings.page_size < 1:
         raise ValueError("config: max_concurrency and page_size must be >= 1, tps > 0")
+    if settings.tps > defaults.tps:  # a run may go slower than the merchant's allowance, not faster
+        raise ValueError(f"config: tps may not exceed BillingKcpTps ({defaults.tps:g})")
     config = {
         "max_concurrency": settings.max_concurrency,
         "tps": settings.tps,
@@ -132,12 +139,20 @@ def begin_run(
 
 def find_due(
     store: BillingStore,
+    clock: Clock,
     billing_date: date,
     config: dict[str, Any],
     cursor: dict[str, Any] | None,
+    execution_id: str,
+    still_running: Callable[[str], bool],
 ) -> dict[str, Any]:
     """One page of due subscriptions (Query on the sparse due index: cost follows the due),
-    dealt into lanes."""
+    dealt into lanes; none if another run has taken the lease meanwhile (this one was redriven
+    after failing, say)."""
+    holder = store.take_run_lease(execution_id, clock.now(), still_running)
+    if holder:
+        logger.warning("another run holds the lease", extra={"holder": holder})
+        return {"due": 0, "lanes": [], "cursor": None, "more": False, "another_run": holder}
     items, next_cursor = store.due_page(
         billing_date, int(config["days_back"]), cursor, int(config["page_size"])
     )
@@ -155,13 +170,10 @@ def deal(items: Sequence[Ref], max_lanes: int) -> list[dict[str, Any]]:
     return [{"lane": i, "lanes": lanes, "items": list(items[i::lanes])} for i in range(lanes)]
 
 
-def count(results: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """How many charges ended each way (CHARGED, DECLINED, ...), by summary key."""
-    counts = dict.fromkeys(SUMMARY_KEYS, 0)
-    for result in results:
-        key = str(result.get("result", "failed")).lower()
-        counts[key if key in SUMMARY_KEYS else "failed"] += 1
-    return counts
+def outcome_key(result: dict[str, Any]) -> str:
+    """The summary key a charge's result counts under (charged, declined, ...)."""
+    key = str(result.get("result", "failed")).lower()
+    return key if key in SUMMARY_KEYS else "failed"
 
 
 def line(result: dict[str, Any]) -> str:
@@ -173,14 +185,12 @@ def line(result: dict[str, Any]) -> str:
 
 
 def tally(summary: dict[str, Any], lanes: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Add a page's lanes to the run's summary: each lane's counts, or for a lane that failed as
-    a whole, what it finished plus its unfinished subscriptions as failed (a later run picks
-    them up)."""
+    """Add a page's lanes to the run's summary: each lane's counts, and for a lane that failed
+    as a whole its unfinished subscriptions as failed (they stay due; a later run tries again)."""
     out = dict(summary)
     for lane in lanes:
-        counts = lane.get("counts") or count(lane.get("done", []))
-        for key in SUMMARY_KEYS:
-            out[key] += int(counts.get(key, 0))
+        for key, n in (lane.get("counts") or {}).items():
+            out[key] += int(n)
         out["failed"] += len(lane.get("unfinished", []))
     return out
 
@@ -204,19 +214,25 @@ def charge_lane(
     lanes: int,
     items: Sequence[Ref],
     tries: int = 0,
-    done: Sequence[dict[str, Any]] = (),
+    done: dict[str, Any] | None = None,
+    time_left: Callable[[], float] = lambda: math.inf,
     turns: Turns | None = None,
 ) -> dict[str, Any]:
     """Charge a lane's subscriptions one after another, each KCP call on one of the lane's turns.
 
-    Returns {results: done + this pass's outcomes, counts and charges (a line each) of those
-    results, reconcile: the subscriptions whose charge is unknown (to resend after a wait),
-    tries, more: any of those}.
+    `done` holds the counts and charges (a line each) of the lane's earlier passes. Returns them
+    with this pass's added, and `again`: the subscriptions whose charge is unknown (to resend
+    after a wait) or that this invocation had no time left to start.
     """
     turns = turns or Turns(float(config["tps"]), lanes, lane)
-    results = list(done)
+    counts = dict.fromkeys(SUMMARY_KEYS, 0) | dict((done or {}).get("counts") or {})
+    lines = list((done or {}).get("charges") or [])
     again: list[Ref] = []
-    for ref in items:
+    for n, ref in enumerate(items):
+        if n and time_left() < LANE_RESERVE_SECONDS:
+            again += items[n:]  # the lane's next invocation goes on from here
+            logger.warning("lane out of time", extra={"lane": lane, "left": len(items) - n})
+            break
         shop_id, subscription_id = ref["shop_id"], ref["subscription_id"]
         try:
             result = charge(
@@ -225,16 +241,16 @@ def charge_lane(
         except Exception as error:  # one subscription's trouble must not stop the others
             logger.exception("charge failed", extra={"subscription_id": subscription_id})
             result = dict(ref) | {"result": "FAILED", "error": type(error).__name__}
+        logger.info("charge", extra=result)
         if result.pop("next", "DONE") == "RECONCILE":
             again.append(ref)
-        else:
-            results.append(result)
-        logger.info("charge", extra=result)
+            continue
+        counts[outcome_key(result)] += 1
+        lines.append(line(result))
     return {
-        "results": results,
-        "counts": count(results),
-        "charges": [line(r) for r in results],
-        "reconcile": again,
+        "counts": counts,
+        "charges": lines,
+        "again": again,
         "tries": tries + 1,
         "more": bool(again),
     }
@@ -297,7 +313,9 @@ def charge(
         buyer_email=sub.customer_email,
     )
     sends = 0
-    for _ in range(NOT_SENT_TRIES):
+    if item.tno:  # approved and journaled by an earlier try whose recording failed: no resend
+        answer = ChargeAnswer(Outcome.SUCCEEDED, tno=item.tno, approved_at=item.approved_at)
+    for _ in range(0 if item.tno else NOT_SENT_TRIES):
         turn()
         answer = _send(deps.gateway, order)
         sends += 1
@@ -308,6 +326,9 @@ def charge(
     if answer.outcome is Outcome.SUCCEEDED or (
         answer.outcome is Outcome.DECLINED and answer.res_cd in DUPLICATE_ORDER_CODES
     ):
+        if answer.tno and not item.tno:  # KCP's tno first, then its effects (which may fail)
+            item = replace(item, tno=answer.tno, approved_at=answer.approved_at or clock.now())
+            store.journal(item)
         return base | _charged(deps, sub, item, answer)
     if answer.outcome is Outcome.DECLINED:
         retry_days = tuple(int(d) for d in config["retry_days"])
@@ -368,8 +389,8 @@ def _charged(
     done = replace(
         item,
         status=ChargeStatus.SUCCEEDED,
-        tno=answer.tno,
-        approved_at=answer.approved_at or now,
+        tno=answer.tno or item.tno,  # a duplicate-order answer has none; a journaled one may
+        approved_at=answer.approved_at or item.approved_at or now,
         res_cd=answer.res_cd,
         res_msg=answer.res_msg,
         detail=answer.detail,

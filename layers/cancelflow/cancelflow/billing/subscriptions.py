@@ -185,7 +185,7 @@ class BillingStore(Protocol):
         ...
 
     def journal(self, charge: Charge) -> None:
-        """Update an open charge (sends, status UNKNOWN/NOT_SENT) without touching the rest."""
+        """Update an open charge (sends, status, KCP's tno once approved) and nothing else."""
         ...
 
 
