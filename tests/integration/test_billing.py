@@ -6,10 +6,10 @@ Each scenario bills on its own calendar year, so runs never see another scenario
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from cancelflow.billing.dynamodb import DynamoBilling
-from cancelflow.billing.subscriptions import Charge, ChargeStatus
 from cancelflow.clock import KST
 from local.stack import LocalStack
 
@@ -149,21 +149,11 @@ def test_a_charge_kcp_approved_but_not_yet_recorded_is_recorded_from_its_journal
     current = store.get("demo-shop", sid)
     assert current is not None
     long_ago = datetime.now(UTC) - timedelta(minutes=10)  # no longer in flight
-    claimed = Charge(
-        shop_id="demo-shop",
-        subscription_id=sid,
-        period=current.period,
-        attempt=current.attempt,
-        order_id=current.order_id(),
-        amount=current.amount,
-        status=ChargeStatus.PENDING,
-        billing_date=date(2039, 4, 4),
-        created_at=long_ago,
-        updated_at=long_ago,
+    claimed = replace(
+        current.pending_charge(date(2039, 4, 4), long_ago, "crashed-run"),
         sends=1,
         tno=paid["tno"],
         approved_at=long_ago,
-        claim_token="crashed-run",
     )
     assert store.claim(current, claimed) is None
     store.journal(claimed)  # ... then its run died before recording the effects

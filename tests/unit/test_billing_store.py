@@ -55,19 +55,7 @@ def subscription() -> Subscription:
 
 
 def pending(sub: Subscription, token: str) -> Charge:
-    return Charge(
-        shop_id=sub.shop_id,
-        subscription_id=sub.subscription_id,
-        period=sub.period,
-        attempt=sub.attempt,
-        order_id=sub.order_id(),
-        amount=sub.amount,
-        status=ChargeStatus.PENDING,
-        billing_date=sub.period_date,
-        created_at=NOW,
-        updated_at=NOW,
-        claim_token=token,
-    )
+    return sub.pending_charge(sub.period_date, NOW, token)
 
 
 def test_a_period_is_claimed_once_and_a_retried_claim_knows_its_own_write(

@@ -279,19 +279,7 @@ def charge(
         return base | {"result": "SKIPPED", "why": "not due"}
     batch_key = deps.vault.open(shop_id, subscription_id, sub.batch_key_ref)  # before any claim
     now = clock.now()
-    fresh = Charge(
-        shop_id=shop_id,
-        subscription_id=subscription_id,
-        period=sub.period,
-        attempt=sub.attempt,
-        order_id=sub.order_id(),
-        amount=sub.amount,
-        status=ChargeStatus.PENDING,
-        billing_date=billing_date,
-        created_at=now,
-        updated_at=now,
-        claim_token=secrets.token_hex(8),
-    )
+    fresh = sub.pending_charge(billing_date, now, claim_token=secrets.token_hex(8))
     try:
         existing = store.claim(sub, fresh)
     except Conflict:

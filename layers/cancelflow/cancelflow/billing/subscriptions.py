@@ -89,6 +89,22 @@ class Subscription:
     def order_id(self) -> str:
         return order_id_for(self.subscription_id, self.period, self.attempt)
 
+    def pending_charge(self, billing_date: date, at: datetime, claim_token: str) -> Charge:
+        """The period's next attempt, as it is claimed before KCP is called."""
+        return Charge(
+            shop_id=self.shop_id,
+            subscription_id=self.subscription_id,
+            period=self.period,
+            attempt=self.attempt,
+            order_id=self.order_id(),
+            amount=self.amount,
+            status=ChargeStatus.PENDING,
+            billing_date=billing_date,
+            created_at=at,
+            updated_at=at,
+            claim_token=claim_token,
+        )
+
 
 @dataclass(frozen=True)
 class Charge:
