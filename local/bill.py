@@ -68,8 +68,10 @@ def bar(done: int, total: int, width: int = 30) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--date", help="billing date YYYY-MM-DD (default: today in KST)")
-    parser.add_argument("--max-concurrency", type=int, help="override BillingMaxConcurrency")
-    parser.add_argument("--tps", type=float, help="override BillingKcpTps")
+    parser.add_argument("--max-concurrency", type=int, help="lanes: override BillingMaxConcurrency")
+    parser.add_argument(
+        "--tps", type=float, help="a lower KCP rate than BillingKcpTps (never higher)"
+    )
     args = parser.parse_args()
     env = stack_env()
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
