@@ -70,8 +70,8 @@ build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (ar
 	$(SAM_ENV) $(SAM) build --region ap-northeast-2
 
 .PHONY: bill
-bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` stack (DATE=YYYY-MM-DD, default today KST)
-	$(BIN)/python -m local.bill $(if $(DATE),--date $(DATE))
+bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` stack (DATE=YYYY-MM-DD, default today KST; TPS= a lower KCP rate)
+	$(BIN)/python -m local.bill $(if $(DATE),--date $(DATE)) $(if $(TPS),--tps $(TPS))
 
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)

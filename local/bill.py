@@ -59,6 +59,16 @@ def due_so_far(sfn: Any, execution_arn: str) -> tuple[int, bool]:
         kwargs["nextToken"] = page["nextToken"]
 
 
+def why(status: dict[str, Any]) -> str:
+    """A failed run's reason as a person reads it: the error's message, not its stack trace."""
+    cause = status.get("cause", "")
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        message = cause
+    return f"{status.get('error', '')}: {message}"
+
+
 def bar(done: int, total: int, width: int = 30) -> str:
     share = min(1.0, done / total) if total else 0.0
     filled = int(share * width)
@@ -102,7 +112,7 @@ def main() -> None:
     progress = f"{bar(due, due)}, KCP calls: {done}" if due else "nothing due"
     print(f"\r  charging {progress}                    ")
     if status["status"] != "SUCCEEDED":
-        sys.exit(f"run {status['status']}: {status.get('error', '')} {status.get('cause', '')}")
+        sys.exit(f"run {status['status']}: {why(status)}\nexecution: {execution_arn}")
     summary = json.loads(status["output"])
     if "another_run" in summary:
         print(
