@@ -33,6 +33,7 @@ from cancelflow.models import (
     CancellationStatus,
     Fulfillment,
     Payment,
+    PaymentEffect,
     PaymentStatus,
     PayMethod,
     RefundAccount,
@@ -388,50 +389,49 @@ class DynamoStore:
                 raise Conflict("cancellation is already terminal") from e
             raise
 
-    def settle(self, cancellation: Cancellation, outcome: Cancellation) -> None:
+    def settle(
+        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+    ) -> None:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
-        items = [self._put(_cancellation_item(outcome), "NOT #st IN (:s1, :s2, :s3, :s4)")]
+        items = [self._put(_cancellation_item(outcome), "#st = :from")]
         items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
-        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(_terminal_values())
-        held = cancellation.amount or 0
-        reserved = cancellation.status in (
-            CancellationStatus.RESERVED,
-            CancellationStatus.SENDING,
-            CancellationStatus.RECONCILING,
+        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(
+            {":from": cancellation.status.value}
         )
-        sent = cancellation.status in (CancellationStatus.SENDING, CancellationStatus.RECONCILING)
-        payment_key = _payment_key(shop, cancellation.tno)
-        lock = "REMOVE in_flight" if sent else ""
-        cond_lock = "in_flight = :cid" if sent else "attribute_exists(PK)"
-        lock_values = {":cid": cid} if sent else {}
-        if outcome.status is CancellationStatus.SUCCEEDED:
-            # KCP confirmed: the held amount leaves the balance for good.
+        sets, conditions = [], ["attribute_exists(PK)"]
+        values: dict[str, Any] = {}
+        if effect.balance:
+            sets.append("balance = balance + :dbal")
+            values[":dbal"] = effect.balance
+        if effect.available:
+            sets.append("available = available + :davail")
+            values[":davail"] = effect.available
+        if effect.status is not None:
+            sets.append("#st = :pstatus")
+            values[":pstatus"] = effect.status.value
+        if effect.expect_balance is not None:
+            conditions.append("balance = :seen")
+            values[":seen"] = effect.expect_balance
+        if effect.release_lock:
+            conditions.append("in_flight = :cid")
+            values[":cid"] = cid
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE in_flight" if effect.release_lock else ""
+        )
+        if expression:
             items.append(
                 self._update(
-                    payment_key,
-                    ("SET balance = balance - :amt, #st = :pstatus " + lock).strip(),
-                    cond_lock,
-                    {":amt": held, ":pstatus": _payment_status_after(cancellation, held)}
-                    | lock_values,
-                )
-            )
-        elif outcome.status is CancellationStatus.NEEDS_REVIEW:
-            pass  # money may have moved: keep the hold and the lock until an operator decides
-        elif reserved:
-            # Refused or never applied: give the held amount back.
-            items.append(
-                self._update(
-                    payment_key,
-                    ("SET available = available + :amt " + lock).strip(),
-                    cond_lock,
-                    {":amt": held} | lock_values,
+                    _payment_key(shop, cancellation.tno),
+                    expression.strip(),
+                    " AND ".join(conditions),
+                    values,
                 )
             )
         try:
             self._db.transact_write_items(TransactItems=items)
         except ClientError as e:
             if _code(e) == "TransactionCanceledException":
-                raise Conflict("cancellation already settled") from e
+                raise Conflict("cancellation or payment changed meanwhile") from e
             raise
 
     def get_policy(self, shop_id: str) -> ShopPolicy:
@@ -532,15 +532,6 @@ def _history(
     return HistoryPage(payments, following, requests, units, read)
 
 
-def _payment_status_after(cancellation: Cancellation, amount: int) -> str:
-    before = cancellation.balance_before or 0
-    return (
-        PaymentStatus.CANCELLED.value
-        if before - amount <= 0
-        else PaymentStatus.PARTIALLY_CANCELLED.value
-    )
-
-
 def _terminal_values() -> dict[str, str]:
     return {":s1": "SUCCEEDED", ":s2": "REJECTED", ":s3": "FAILED", ":s4": "NEEDS_REVIEW"}
 
@@ -608,6 +599,7 @@ def _payment_from(i: dict[str, Any]) -> Payment:
         fulfillment=Fulfillment(i.get("fulfillment", "PROCESSING")),
         fulfillment_at=_time(i.get("fulfillment_at")),
         delivered_at=_time(i.get("delivered_at")),
+        in_flight=i.get("in_flight", ""),
     )
 
 
@@ -654,6 +646,8 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
         "cancelled_at": _text(c.cancelled_at),
         "partial_seq": c.partial_seq,
         "balance_before": c.balance_before,
+        "confirmed_by": c.confirmed_by or None,
+        "corrected_from": c.corrected_from or None,
     }
 
 
@@ -683,6 +677,8 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         partial_seq=i.get("partial_seq", ""),
         balance_before=i.get("balance_before"),
         attempts=attempts,
+        confirmed_by=i.get("confirmed_by", ""),
+        corrected_from=i.get("corrected_from", ""),
     )
 
 
