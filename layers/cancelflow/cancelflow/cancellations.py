@@ -423,8 +423,10 @@ def settle(
         try:
             store.settle(cancellation, outcome, effect_of(cancellation, outcome.status, balance))
         except Conflict:
-            pass  # settled by an earlier run of this step
+            pass  # settled by an earlier run of this step, or by the sweep: read it again
         cancellation = _load(store, shop_id, cancellation_id)
+        if cancellation.status not in TERMINAL:  # the payment moved under it: fail, visibly
+            raise Conflict(f"cancellation {cancellation_id} could not be settled")
     return {
         "cancellation_id": cancellation_id,
         "status": cancellation.status.value,

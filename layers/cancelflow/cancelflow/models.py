@@ -207,6 +207,7 @@ class PaymentEffect:
     release_lock: bool = False
     status: PaymentStatus | None = None
     expect_balance: int | None = None
+    idle: bool = False  # only while no cancel holds the send lock (its balance_before stays true)
 
 
 def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) -> PaymentEffect:
@@ -224,7 +225,7 @@ def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) 
         if held:
             return PaymentEffect(-amount, 0, locked, status, balance)
         # A correction (e.g. FAILED, but KCP had applied it): the amount leaves both balances.
-        return PaymentEffect(-amount, -amount, False, status, balance)
+        return PaymentEffect(-amount, -amount, False, status, balance, idle=True)
     if to in HOLDING:
         return PaymentEffect()  # still open: keep the hold and the lock
     if held:

@@ -9,6 +9,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
     cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
                     GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
+                    GSI4 ToSweep (sparse): SWEEP#OPEN / {created}#{id} while open (any age),
+                    SWEEP#FAILED / {updated}#{id} once FAILED; gone once SUCCEEDED or REJECTED
     attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
     idempotency     PK SHOP#{shop}#IDEM#{sha256}   SK IDEMPOTENCY     (TTL: expires_at)
     subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
@@ -28,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
+    OPEN,
     Attempt,
     Cancellation,
     CancellationStatus,
@@ -236,6 +239,26 @@ class DynamoStore:
         following = {k: _de.deserialize(v) for k, v in kwargs["ExclusiveStartKey"].items()}
         return _history(found, following, requests, units, read)
 
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        """(shop, tno) of every payment with an open cancel, or one FAILED since then."""
+        found: dict[tuple[str, str], None] = {}
+        for partition, low in (("SWEEP#OPEN", "0"), ("SWEEP#FAILED", to_utc_text(failed_since))):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "ToSweep",
+                "KeyConditionExpression": "GSI4PK = :pk AND GSI4SK >= :low",
+                "ExpressionAttributeValues": _marshal({":pk": partition, ":low": low}),
+            }
+            while True:
+                page = self._db.query(**kwargs)
+                for raw in page["Items"]:
+                    item = _unmarshal(raw)
+                    found[(item["shop_id"], item["tno"])] = None
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(found)
+
     # --- setup (seeding a shop; the product has no sign-up flow yet) ------------------
 
     def put_shop(self, shop: Shop, api_keys: list[str]) -> None:
@@ -412,6 +435,8 @@ class DynamoStore:
         if effect.expect_balance is not None:
             conditions.append("balance = :seen")
             values[":seen"] = effect.expect_balance
+        if effect.idle:
+            conditions.append("attribute_not_exists(in_flight)")
         if effect.release_lock:
             conditions.append("in_flight = :cid")
             values[":cid"] = cid
@@ -613,42 +638,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
+    """Where the sweep finds a cancellation: open ones always, FAILED ones by when they failed."""
+    if c.status in OPEN:
+        return {"GSI4PK": "SWEEP#OPEN", "GSI4SK": f"{created}#{c.cancellation_id}"}
+    if c.status is CancellationStatus.FAILED:
+        updated = to_utc_text(c.updated_at, precise=True)
+        return {"GSI4PK": "SWEEP#FAILED", "GSI4SK": f"{updated}#{c.cancellation_id}"}
+    return {}
+
+
 def _cancellation_item(c: Cancellation) -> dict[str, Any]:
     created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
-    return _cancellation_key(c.shop_id, c.cancellation_id) | {
-        "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
-        "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
-        "type": "CANCELLATION",
-        "shop_id": c.shop_id,
-        "cancellation_id": c.cancellation_id,
-        "tno": c.tno,
-        "status": c.status.value,
-        "reason_code": c.reason_code,
-        "reason": c.reason,
-        "created_at": created,
-        "updated_at": to_utc_text(c.updated_at),
-        "requested_amount": c.requested_amount,
-        "requested_by": c.requested_by,
-        "removed_items": list(c.removed_items),
-        "amount": c.amount,
-        "breakdown": [[label, amount] for label, amount in c.breakdown],
-        "policy_version": c.policy_version,
-        "refund_account": (
-            {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
-            if account
-            else None
-        ),
-        "execution_id": c.execution_id or None,
-        "reasons": list(c.reasons),
-        "res_cd": c.res_cd,
-        "res_msg": c.res_msg,
-        "cancelled_at": _text(c.cancelled_at),
-        "partial_seq": c.partial_seq,
-        "balance_before": c.balance_before,
-        "confirmed_by": c.confirmed_by or None,
-        "corrected_from": c.corrected_from or None,
-    }
+    return (
+        _cancellation_key(c.shop_id, c.cancellation_id)
+        | _sweep_keys(c, created)
+        | {
+            "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
+            "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
+            "type": "CANCELLATION",
+            "shop_id": c.shop_id,
+            "cancellation_id": c.cancellation_id,
+            "tno": c.tno,
+            "status": c.status.value,
+            "reason_code": c.reason_code,
+            "reason": c.reason,
+            "created_at": created,
+            "updated_at": to_utc_text(c.updated_at),
+            "requested_amount": c.requested_amount,
+            "requested_by": c.requested_by,
+            "removed_items": list(c.removed_items),
+            "amount": c.amount,
+            "breakdown": [[label, amount] for label, amount in c.breakdown],
+            "policy_version": c.policy_version,
+            "refund_account": (
+                {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
+                if account
+                else None
+            ),
+            "execution_id": c.execution_id or None,
+            "reasons": list(c.reasons),
+            "res_cd": c.res_cd,
+            "res_msg": c.res_msg,
+            "cancelled_at": _text(c.cancelled_at),
+            "partial_seq": c.partial_seq,
+            "balance_before": c.balance_before,
+            "confirmed_by": c.confirmed_by or None,
+            "corrected_from": c.corrected_from or None,
+        }
+    )
 
 
 def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Cancellation:

@@ -68,6 +68,10 @@ class Store(Protocol):
         """Conflict if the current version is no longer `replaces`."""
         ...
 
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        """(shop, tno) of every payment with an open cancel, or a cancel FAILED since then."""
+        ...
+
     def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None: ...
 
     def create_cancellation(
