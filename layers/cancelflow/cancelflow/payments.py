@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cancelflow import cursor as cursor_codec
@@ -15,9 +15,17 @@ from cancelflow.errors import Problem
 from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
 from cancelflow.store.port import Conflict, Store
 
+EARLIEST_APPROVAL = datetime(2000, 1, 1, tzinfo=UTC)  # before KCP's REST API existed
+
 
 def register(store: Store, clock: Clock, payment: Payment) -> tuple[Payment, bool]:
     """Idempotent on tno: the same facts again return the stored payment; other facts, 409."""
+    if not EARLIEST_APPROVAL <= payment.approved_at <= clock.now() + CLOCK_SKEW:
+        raise Problem(
+            "VALIDATION_FAILED",
+            "approved_at: must lie between 2000-01-01 and now.",
+            errors=[{"field": "approved_at", "message": "not a plausible approval time"}],
+        )
     if store.put_payment(payment):
         return payment, True
     existing = store.get_payment(payment.shop_id, payment.tno)
@@ -113,6 +121,7 @@ class HistoryPage:
     requests: int = 0  # DynamoDB requests this page cost
     read_units: float = 0.0  # and the read capacity they consumed
     items_read: int = 0  # items DynamoDB read (before filters): what read units pay for
+    unreadable: int = 0  # stored records that could not be shown (logged, left out)
 
 
 def _text(moment: datetime | None) -> str | None:
