@@ -54,8 +54,9 @@ def _json(status: int, body: dict, headers: dict | None = None):
 
 @app.post("/v1/payments")
 def register_payment(body: PaymentIn):
+    gateway = runtime.gateway_for(runtime.shop(shop_id()))
     payment, created = payments.register(
-        runtime.store(), runtime.clock, to_payment(shop_id(), body, runtime.clock.now())
+        runtime.store(), gateway, runtime.clock, to_payment(shop_id(), body, runtime.clock.now())
     )
     return _json(201 if created else 200, payment_view(payment))
 

@@ -175,3 +175,23 @@ def test_an_implausible_approval_time_is_refused_and_the_history_stays_readable(
     history = http("GET", f"{shop.url}/v1/payments?limit=100", headers=shop.auth)
     assert history.status == 200
     assert payment["tno"] not in [p["tno"] for p in history.body["payments"]]
+
+
+def test_a_payment_kcp_does_not_hold_as_described_is_refused_with_what_differs(
+    shop: ShopClient, shop_b: ShopClient, sandbox: Sandbox
+) -> None:
+    payment = sandbox.approve(amount=15000)
+
+    wrong_amount = shop.register(payment | {"amount": 150000})
+    _assert_problem(wrong_amount, 422, "PAYMENT_MISMATCH")
+    assert {"field": "amount", "kcp": 15000, "registered": 150000} in wrong_amount.body[
+        "differences"
+    ]
+    _assert_problem(shop.register(payment | {"tno": "20990101000000"}), 422, "PAYMENT_MISMATCH")
+    _assert_problem(shop.register(payment | {"method": "MOBILE"}), 422, "PAYMENT_MISMATCH")
+    # Another merchant's tno: shop B's KCP credentials do not reach shop A's payment.
+    _assert_problem(shop_b.register(payment), 422, "PAYMENT_MISMATCH")
+
+    # Nothing was recorded by the refusals; the true facts register.
+    assert http("GET", f"{shop.url}/v1/payments/{payment['tno']}", headers=shop.auth).status == 404
+    assert shop.register(payment).status == 201
