@@ -77,6 +77,10 @@ bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` st
 sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make run` stack and correct what its balance proves
 	$(BIN)/python -m local.sweep
 
+.PHONY: charge-tno
+charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
+	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
+
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi
