@@ -85,3 +85,61 @@ def test_the_domain_imports_no_aws_sdk_only_adapters_do() -> None:
 def test_storage_code_queries_and_never_scans() -> None:
     for path in LAYER.rglob("*.py"):
         assert not re.search(r"\.scan\(|\"Scan\"", path.read_text()), path
+
+
+# --- least privilege (issue 10) ---------------------------------------------------------------
+
+FUNCTIONS = TEMPLATE.of_type("AWS::Serverless::Function")
+# Actions that support no resource-level permissions; "*" is what their services document.
+STAR_ONLY = re.compile(
+    r"^(logs:(Create|Get|Update|Delete|List)LogDeliver(y|ies)|logs:PutResourcePolicy"
+    r"|logs:DescribeResourcePolicies|logs:DescribeLogGroups|xray:\w+)$"
+)
+
+
+def _statements(spec: dict) -> list[dict]:
+    found = []
+    for policy in spec["Properties"].get("Policies", []):
+        if isinstance(policy, dict):
+            found += policy.get("Statement", [])
+    return found
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_functions_spell_out_their_permissions_with_no_crud_or_managed_policies(
+    logical_id: str,
+) -> None:
+    # Only inline statements: local/iam.py can enforce them on the local stack.
+    for policy in FUNCTIONS[logical_id]["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, policy
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS) + sorted(MACHINES))
+def test_nothing_is_allowed_on_every_resource_but_what_takes_no_resource(logical_id: str) -> None:
+    spec = TEMPLATE.resources[logical_id]
+    for statement in _statements(spec):
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert all("*" not in a.split(":")[0] and a.split(":")[1] != "*" for a in actions), (
+            statement
+        )
+        if "*" in resources:
+            assert all(STAR_ONLY.match(a) for a in actions), statement
+    managed = [p for p in spec["Properties"].get("Policies", []) if isinstance(p, str)]
+    assert managed == [], managed
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_item_permissions_on_the_ledger_name_the_key_prefix_they_may_touch(logical_id: str) -> None:
+    # Index ARNs end in /index/<name>; the table's own items need a LeadingKeys condition.
+    for statement in _statements(FUNCTIONS[logical_id]):
+        if statement["Resource"] == {"Fn::GetAtt": ["Ledger", "Arn"]}:
+            condition = statement.get("Condition", {})
+            assert any("dynamodb:LeadingKeys" in tests for tests in condition.values()), statement
+            assert condition.get("Null") == {"dynamodb:LeadingKeys": "false"}, statement
