@@ -277,6 +277,16 @@ class Template:
     def api(self, logical_id: str) -> dict[str, Any]:
         return self.resolve(self.resources[logical_id]["Properties"])
 
+    def usage_plans(self, api_id: str) -> list[tuple[float, int]]:
+        """(rate, burst) of each usage plan on the API's stage, as the template sets them."""
+        plans = []
+        for spec in self.of_type("AWS::ApiGateway::UsagePlan").values():
+            stages = spec["Properties"].get("ApiStages", [])
+            if any(stage.get("ApiId") == {"Ref": api_id} for stage in stages):
+                throttle = self.resolve(spec["Properties"].get("Throttle", {}))
+                plans.append((float(throttle["RateLimit"]), int(throttle["BurstLimit"])))
+        return plans
+
     def buckets(self) -> list[str]:
         return [self.physical_name(k) for k in self.of_type("AWS::S3::Bucket")]
 

@@ -143,3 +143,42 @@ def test_item_permissions_on_the_ledger_name_the_key_prefix_they_may_touch(logic
             condition = statement.get("Condition", {})
             assert any("dynamodb:LeadingKeys" in tests for tests in condition.values()), statement
             assert condition.get("Null") == {"dynamodb:LeadingKeys": "false"}, statement
+
+
+def test_every_answer_the_gateway_gives_itself_is_problem_json_with_a_code() -> None:
+    from local.api_gateway import DEFAULT_RESPONSES, LocalApi
+
+    api = LocalApi(TEMPLATE, lambdas=None)  # type: ignore[arg-type]  # no function is called
+    declared = set(api.api["GatewayResponses"])
+    assert {"THROTTLED", "UNAUTHORIZED", "ACCESS_DENIED", "DEFAULT_4XX", "DEFAULT_5XX"} <= declared
+    for kind in sorted(declared | set(DEFAULT_RESPONSES) | {"BAD_REQUEST_BODY", "WAF_FILTERED"}):
+        status, headers, body = api.gateway_response(kind, request_id="r-1")
+        assert headers["Content-Type"] == "application/problem+json", kind
+        problem = json.loads(body)
+        assert problem["code"] and problem["title"] and problem["type"].startswith("https://"), kind
+        assert problem.get("status", status) == status, kind
+
+
+def test_over_the_limit_says_when_to_retry() -> None:
+    throttled = TEMPLATE.api("ShopApi")["GatewayResponses"]["THROTTLED"]
+    assert throttled["StatusCode"] == 429
+    assert throttled["ResponseParameters"]["Headers"]["Retry-After"] == "'1'"
+
+
+def test_the_api_is_throttled_per_shop_and_as_a_whole_and_logs_each_request() -> None:
+    api = TEMPLATE.api("ShopApi")
+    assert api["ApiKeySourceType"] == "AUTHORIZER" and api["Auth"]["ApiKeyRequired"] is True
+    assert TEMPLATE.usage_plans("ShopApi"), "no usage plan on the API's stage"
+    (default,) = [m for m in api["MethodSettings"] if m["ResourcePath"] == "/*"]
+    assert {"ThrottlingRateLimit", "ThrottlingBurstLimit"} <= set(default)
+    log_format = api["AccessLogSetting"]["Format"]
+    assert "$context.requestId" in log_format and "$context.authorizer.shop_id" in log_format
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_function_has_a_log_group_kept_for_the_retention_parameter(logical_id: str) -> None:
+    groups = TEMPLATE.of_type("AWS::Logs::LogGroup").values()
+    names = [g["Properties"].get("LogGroupName") for g in groups]
+    assert {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"} in names
+    for group in groups:
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
