@@ -1,8 +1,10 @@
 """Serve the template's REST API on 127.0.0.1, as `sam local start-api` does with Docker.
 
 HTTP requests become API Gateway proxy events for the function the template routes them to,
-after the template's TOKEN authorizer allowed them; the gateway's own refusals use the
-template's GatewayResponses (problem+json), so local and deployed answers match.
+after the template's TOKEN authorizer allowed them and within the template's throttling: the
+stage's default limits and, per usage key the authorizer names, the usage plan's rate and burst
+(token buckets, as API Gateway meters them). The gateway's own refusals use the template's
+GatewayResponses (problem+json), so local and deployed answers match.
 """
 
 from __future__ import annotations
@@ -20,11 +22,36 @@ from urllib.parse import parse_qs, urlsplit
 from local.lambdas import LocalLambdas
 from local.template import ACCOUNT, REGION, ROOT, Template
 
+# API Gateway's own status and message for each response type the local gateway gives.
 DEFAULT_RESPONSES = {
-    "UNAUTHORIZED": 401,
-    "ACCESS_DENIED": 403,
-    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "UNAUTHORIZED": (401, "Unauthorized"),
+    "ACCESS_DENIED": (403, "User is not authorized to access this resource"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_API_KEY": (403, "Forbidden"),
+    "THROTTLED": (429, "Too Many Requests"),
+    "AUTHORIZER_FAILURE": (500, "Internal server error"),
 }
+
+
+class TokenBucket:
+    """API Gateway's throttle: `burst` requests at once, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
 
 
 class Route:
@@ -54,26 +81,60 @@ class LocalApi:
         auth = self.api.get("Auth", {})
         default = auth.get("DefaultAuthorizer")
         self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
+        self.api_key_required = bool(auth.get("ApiKeyRequired"))
+        self.stage_bucket = _stage_bucket(self.api)
+        self.plans = template.usage_plans(api_id)
+        self.buckets: dict[str, TokenBucket] = {}  # per usage key, as a usage plan meters
+        self._buckets_lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
 
     # --- gateway behaviour ---------------------------------------------------------------
 
-    def gateway_response(self, kind: str) -> tuple[int, dict[str, str], bytes]:
-        spec = self.api.get("GatewayResponses", {}).get(kind)
+    def gateway_response(
+        self, kind: str, request_id: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The template's GatewayResponse for `kind`, else its DEFAULT_4XX/5XX, as AWS picks."""
+        status, message = DEFAULT_RESPONSES.get(kind, (500, "Internal server error"))
+        responses = self.api.get("GatewayResponses", {})
+        spec = responses.get(kind) or responses.get(
+            "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+        )
         if not spec:
-            body = json.dumps({"message": kind.replace("_", " ").title()}).encode()
-            return DEFAULT_RESPONSES.get(kind, 500), {"Content-Type": "application/json"}, body
+            body = json.dumps({"message": message}).encode()
+            return status, {"Content-Type": "application/json"}, body
         headers = {
             name: value.strip("'")
             for name, value in spec.get("ResponseParameters", {}).get("Headers", {}).items()
         }
-        body = spec.get("ResponseTemplates", {}).get("application/json", "").encode()
-        return int(spec["StatusCode"]), headers, body
+        text = spec.get("ResponseTemplates", {}).get("application/json", "")
+        context = {  # the $context variables the templates use
+            "$context.error.responseType": kind,
+            "$context.error.messageString": json.dumps(message),
+            "$context.error.message": message,
+            "$context.requestId": request_id,
+        }
+        for name in sorted(context, key=len, reverse=True):
+            text = text.replace(name, context[name])
+        return int(spec.get("StatusCode", status)), headers, text.encode()
 
-    def authorize(self, headers: dict[str, str], method: str, path: str) -> dict[str, Any] | str:
-        """The authorizer's context, or the name of the gateway response to answer with."""
+    def throttle(self, usage_key: str | None) -> bool:
+        """Whether the stage's limits and the usage key's plan let one more request through."""
+        if usage_key is not None and self.plans:
+            with self._buckets_lock:
+                bucket = self.buckets.get(usage_key)
+                if bucket is None:
+                    rate, burst = self.plans[0]
+                    bucket = self.buckets[usage_key] = TokenBucket(rate, burst)
+            if not bucket.take():
+                return False
+        return self.stage_bucket is None or self.stage_bucket.take()
+
+    def authorize(
+        self, headers: dict[str, str], method: str, path: str
+    ) -> tuple[dict[str, Any], str | None] | str:
+        """The authorizer's context and usage key, or the gateway response to answer with."""
         if not self.authorizer:
-            return {}
+            return {}, None
         header = self.authorizer.get("Identity", {}).get("Header", "Authorization")
         token = _header(headers, header)
         if not token:
@@ -87,7 +148,10 @@ class LocalApi:
         statements = policy.get("policyDocument", {}).get("Statement", [])
         if not any(s.get("Effect") == "Allow" for s in statements):
             return "ACCESS_DENIED"
-        return {"principalId": policy.get("principalId")} | policy.get("context", {})
+        usage_key = policy.get("usageIdentifierKey")
+        if self.api_key_required and not usage_key:
+            return "INVALID_API_KEY"  # a key that no usage plan holds answers the same
+        return {"principalId": policy.get("principalId")} | policy.get("context", {}), usage_key
 
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
@@ -104,12 +168,16 @@ class LocalApi:
             ),
             (None, None),
         )
+        request_id = str(uuid.uuid4())
         if route is None:
             # API Gateway answers an unknown route before any authorizer runs.
-            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN")
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
         authorized = self.authorize(headers, method, path)
         if isinstance(authorized, str):
-            return self.gateway_response(authorized)
+            return self.gateway_response(authorized, request_id)
+        authorizer_context, usage_key = authorized
+        if not self.throttle(usage_key):
+            return self.gateway_response("THROTTLED", request_id)
         query = parse_qs(parts.query, keep_blank_values=True)
         event = {
             "resource": route.path,
@@ -126,12 +194,12 @@ class LocalApi:
                 "httpMethod": method,
                 "path": f"/{self.stage}{path}",
                 "stage": self.stage,
-                "requestId": str(uuid.uuid4()),
+                "requestId": request_id,
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": ACCOUNT,
                 "apiId": "local",
                 "identity": {"sourceIp": "127.0.0.1"},
-                "authorizer": authorized,
+                "authorizer": authorizer_context,
             },
             "body": body.decode("utf-8", errors="replace") if body else None,
             "isBase64Encoded": False,
@@ -208,6 +276,16 @@ def _docs(path: str) -> tuple[int, dict[str, str], bytes]:
     if not asset.is_file():
         return 404, {"Content-Type": "text/plain"}, b"not found"
     return 200, {"Content-Type": _TYPES.get(asset.suffix, "text/plain")}, asset.read_bytes()
+
+
+def _stage_bucket(api: dict[str, Any]) -> TokenBucket | None:
+    """The stage's default throttling (MethodSettings on /* and *), as one bucket."""
+    for setting in api.get("MethodSettings", []):
+        default = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
+        if default and "ThrottlingRateLimit" in setting:
+            rate = float(setting["ThrottlingRateLimit"])
+            return TokenBucket(rate, int(setting.get("ThrottlingBurstLimit", rate)))
+    return None
 
 
 def _header(headers: dict[str, str], name: str) -> str:

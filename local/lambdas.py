@@ -33,6 +33,7 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
+from local.iam import LocalIam
 from local.lambda_runtime import LambdaContext, failure, load_module
 from local.template import ROOT, Function, Template
 
@@ -177,6 +178,7 @@ class LocalLambdas:
         self.invocations: list[str] = []  # function names, in order (for bench and tests)
         self.max_memory_kib: dict[str, int] = {}  # isolated: each function's peak RSS
         self.environ = _scoped_environ()
+        self.iam = LocalIam(template)  # each in-process call is checked against its policy
 
     def env_of(self, function: Function) -> dict[str, str]:
         return (
@@ -262,13 +264,26 @@ class LocalLambdas:
             payload = json.dumps(document).encode()
         return AWSResponse(request.url, 200, headers, _Raw(payload))
 
+    def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """A handler's AWS call must be allowed by its function's policy (local/iam.py)."""
+        name = self.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        if name and name in self.iam.statements:
+            self.iam.check(name, model.service_model.service_name, model.name, params)
+
+    def _hooks(self) -> list[tuple[str, Any]]:
+        return [
+            ("before-send.lambda.Invoke", self._on_invoke),
+            ("before-parameter-build", self._on_call),
+        ]
+
     def install(self) -> None:
-        """Answer every Lambda Invoke made by any boto3 session in this process."""
-        hook = ("before-send.lambda.Invoke", self._on_invoke)
-        if hook not in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.append(hook)
-        if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.register(*hook)
+        """Answer every Lambda Invoke made by any boto3 session in this process, and check
+        every call a handler makes against its function's policy."""
+        for hook in self._hooks():
+            if hook not in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.append(hook)
+            if boto3.DEFAULT_SESSION is not None:
+                boto3.DEFAULT_SESSION.events.register(*hook)
 
     @property
     def environments(self) -> int:
@@ -298,8 +313,8 @@ class LocalLambdas:
 
     def uninstall(self) -> None:
         self.retire_workers()
-        hook = ("before-send.lambda.Invoke", self._on_invoke)
-        if hook in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(hook)
-        if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.unregister(*hook)
+        for hook in self._hooks():
+            if hook in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.remove(hook)
+            if boto3.DEFAULT_SESSION is not None:
+                boto3.DEFAULT_SESSION.events.unregister(*hook)

@@ -105,6 +105,12 @@ class LocalStack:
                 "ReconcileWaitSeconds": "1",
                 "ReconcileMaxTries": "3",
                 "KcpReadTimeoutSeconds": "3",
+                # Throttling as deployed, with limits no test, bench or `make run` user reaches
+                # (tests/integration/test_rate_limits.py runs its own API with low ones).
+                "ApiRateLimit": "100000",
+                "ApiBurstLimit": "100000",
+                "ShopRateLimit": "100000",
+                "ShopBurstLimit": "100000",
             }
             | self.parameter_overrides
         )
