@@ -12,7 +12,8 @@ inquiries. After every step, the money must be right:
   the one cancellation that may be at KCP;
 - once nothing is in flight and KCP holds nothing back, cancelflow's balance is KCP's.
 
-The store is the in-memory fake (held to DynamoStore by test_store_contract.py).
+The store is the in-memory fake (held to DynamoStore by test_store_contract.py); a few
+examples run on DynamoStore itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+import boto3
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -31,7 +34,9 @@ from hypothesis.stateful import (
     multiple,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
+from moto import mock_aws
 
 from cancelflow import cancellations
 from cancelflow.cancellations import CancelRequest
@@ -41,9 +46,13 @@ from cancelflow.models import (
     SENT,
     Cancellation,
     CancellationStatus,
+    Payment,
     PaymentStatus,
 )
+from cancelflow.store.dynamodb import DynamoStore
 from cancelflow.store.port import PaymentBusy
+from local import moto_fixes
+from local.template import REGION, Template
 from tests.fakes.examples import SHOP, a_cancellation, a_payment
 from tests.fakes.kcp import Fate, KcpModel, RequestState
 from tests.fakes.store import MemoryStore
@@ -80,13 +89,22 @@ class CancelWorkflow(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.store = MemoryStore()
+        self.store: Any = self.new_store()
         self.kcp = KcpModel()
         self.clock = SteppingClock()
         self.starter = RecordingStarter()
         self.tnos: list[str] = []
         self.routes: dict[str, dict[str, Any]] = {}  # each cancel's last step result ($.step)
         self.opened = 0
+
+    def new_store(self) -> Any:
+        return MemoryStore()
+
+    def _payment(self, tno: str) -> Payment:
+        raw = getattr(self.store, "raw_payment", None)  # the fake shows what was written
+        payment = raw(SHOP, tno) if raw else self.store.get_payment(SHOP, tno)
+        assert payment is not None
+        return payment
 
     # --- the world ---------------------------------------------------------------------
 
@@ -224,7 +242,7 @@ class CancelWorkflow(RuleBasedStateMachine):
     @invariant()
     def holds_and_the_lock_add_up(self) -> None:
         for tno in self.tnos:
-            payment = self.store.raw_payment(SHOP, tno)
+            payment = self._payment(tno)
             mine = self._cancellations(tno)
             held = sum(c.amount or 0 for c in mine if c.status in HOLDING)
             assert 0 <= payment.available <= payment.balance, payment
@@ -236,7 +254,7 @@ class CancelWorkflow(RuleBasedStateMachine):
     @invariant()
     def once_settled_cancelflow_sees_kcps_balance(self) -> None:
         for tno in self.tnos:
-            payment = self.store.raw_payment(SHOP, tno)
+            payment = self._payment(tno)
             in_flight = any(c.status in SENT for c in self._cancellations(tno))
             held_at_kcp = any(r.tno == tno for r in self.kcp.held())
             if in_flight or held_at_kcp:
@@ -265,3 +283,41 @@ CancelWorkflow.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_cancel_workflow_against_a_kcp_that_may_apply_late = CancelWorkflow.TestCase
+
+
+class CancelWorkflowOnDynamo(CancelWorkflow):
+    """The same machine on DynamoStore (moto, the template's table): fewer, slower examples
+    that keep the fake honest where the contract suite's scenarios do not reach."""
+
+    client: Any = None  # set by the test below, inside one moto
+
+    def new_store(self) -> Any:
+        self.client.create_table(**LEDGER)
+        return DynamoStore(self.client, LEDGER["TableName"])
+
+    def teardown(self) -> None:
+        self.client.delete_table(TableName=LEDGER["TableName"])
+
+
+(_ledger,) = Template().table_definitions()
+LEDGER = _ledger["create"]
+
+
+def test_the_same_workflow_on_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "test")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    moto_fixes.install()
+    with mock_aws():
+        monkeypatch.setattr(
+            CancelWorkflowOnDynamo, "client", boto3.client("dynamodb", region_name=REGION)
+        )
+        run_state_machine_as_test(
+            CancelWorkflowOnDynamo,
+            settings=settings(
+                max_examples=8,
+                stateful_step_count=20,
+                deadline=None,
+                suppress_health_check=[HealthCheck.too_slow],
+            ),
+        )
