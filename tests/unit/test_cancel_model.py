@@ -44,6 +44,7 @@ from cancelflow.errors import Problem
 from cancelflow.models import (
     HOLDING,
     SENT,
+    TERMINAL,
     Cancellation,
     CancellationStatus,
     Payment,
@@ -200,6 +201,8 @@ class CancelWorkflow(RuleBasedStateMachine):
             return  # the state machine reaches Settle only with a verdict
         outcome = cancellations.settle(self.store, self.clock, SHOP, cid, route["verdict"])
         assert outcome["cancellation_id"] == cid
+        # Every execution ends in a terminal status: Notify tells the customer this one.
+        assert CancellationStatus(outcome["status"]) in TERMINAL, (outcome, route)
         self.routes[cid] = {"next": "DONE", "outcome": outcome}
 
     @precondition(lambda self: SWEEP is not None)
