@@ -16,6 +16,7 @@ from typing import Any
 
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
+    OPEN,
     TERMINAL,
     Attempt,
     Cancellation,
@@ -106,6 +107,14 @@ class MemoryStore:
             return None
         journal = self.attempts.get((shop_id, cancellation_id), {})
         return replace(stored, attempts=tuple(journal[seq] for seq in sorted(journal)))
+
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        found: dict[tuple[str, str], None] = {}
+        for (shop, _), c in sorted(self.cancellations.items(), key=lambda kv: kv[1].created_at):
+            failed = c.status is CancellationStatus.FAILED and c.updated_at >= failed_since
+            if c.status in OPEN or failed:
+                found[(shop, c.tno)] = None
+        return list(found)
 
     def payment_cancellations(self, shop_id: str, tno: str) -> list[Cancellation]:
         """Oldest first (the index orders by creation time, to the microsecond, then id)."""
@@ -272,6 +281,8 @@ class MemoryStore:
             if effect.expect_balance is not None and payment.balance != effect.expect_balance:
                 raise Conflict("cancellation or payment changed meanwhile")
             if effect.release_lock and payment.in_flight != cid:
+                raise Conflict("cancellation or payment changed meanwhile")
+            if effect.idle and payment.in_flight:
                 raise Conflict("cancellation or payment changed meanwhile")
         self.cancellations[(shop, cid)] = _stored_cancellation(outcome)
         if touches_payment and payment is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -75,7 +76,7 @@ def _load_sweep() -> Callable[..., Any] | None:
         module = importlib.import_module("cancelflow.sweep")
     except ModuleNotFoundError:
         return None
-    return getattr(module, "sweep", None)
+    return getattr(module, "sweep_payment", None)
 
 
 SWEEP = _load_sweep()
@@ -209,7 +210,9 @@ class CancelWorkflow(RuleBasedStateMachine):
     @rule()
     def sweep(self) -> None:
         assert SWEEP is not None
-        SWEEP(self.store, self.kcp, self.clock)  # adapt to cancelflow.sweep's signature
+        since = self.clock.now() - timedelta(days=30)
+        for shop_id, tno in self.store.to_sweep(since):
+            SWEEP(self.store, self.kcp, self.clock, shop_id, tno, since)
 
     # --- what must hold after every step -------------------------------------------------
 

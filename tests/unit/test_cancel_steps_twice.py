@@ -142,21 +142,14 @@ def test_sending_twice_sends_once_and_ends_the_same(
 
     assert len(world.kcp.requests) == requests == 1  # never sent again
     assert world.snapshot() == after_first
-    assert second == {"next": "RECONCILE", "tries": 0}  # its first answer may be lost: ask
+    # A journaled answer settles as it said; an unanswered one is asked about, never resent.
+    if fate is Fate.APPLY:
+        assert second["next"] == "SETTLE"
+    else:
+        assert second == {"next": "RECONCILE", "tries": 0}
     assert world.run_on(second)["status"] == outcome.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "send's re-run routes on the status alone: once SENDING it goes to RECONCILE, though "
-        "the journal already holds KCP's definitive DECLINED answer (or three NOT_SENT "
-        "attempts: never sent). An unchanged balance is not proof, so the cancel ends "
-        "NEEDS_REVIEW NOT_CONFIRMED, hold and send lock kept; the sweep cannot close it "
-        "either (its balance never moves). The payment takes no other cancel until an "
-        "operator closes it, and the customer is told 'checking' about a definitive refusal."
-    ),
-)
 @pytest.mark.parametrize("fates", [(Fate.DECLINE,), (Fate.UNREACHABLE,) * 3])
 def test_a_resent_send_after_a_definitive_answer_still_ends_as_that_answer_said(
     world: World, fates: tuple[Fate, ...]

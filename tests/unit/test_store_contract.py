@@ -370,22 +370,7 @@ def test_marking_moves_an_open_cancel_and_never_a_terminal_one(store: Store) -> 
     assert _status(store, "cnl_1") is CancellationStatus.NEEDS_REVIEW
 
 
-def test_marking_a_cancellation_that_does_not_exist_writes_nothing(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if isinstance(store, DynamoStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "DynamoStore.mark's condition (NOT status IN terminal) holds on a missing "
-                    "item, so update_item creates a ghost {PK, SK, status, updated_at}; "
-                    "get_cancellation then raises KeyError('shop_id'). Unreachable from the "
-                    "workflow today (mark follows begin_send), but an attribute_exists(PK) "
-                    "condition is missing."
-                ),
-            )
-        )
+def test_marking_a_cancellation_that_does_not_exist_writes_nothing(store: Store) -> None:
     with pytest.raises(Conflict):
         store.mark(a_cancellation("cnl_ghost", TNO), CancellationStatus.RECONCILING)
     assert store.get_cancellation(SHOP, "cnl_ghost") is None
