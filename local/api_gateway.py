@@ -12,11 +12,12 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.http_server import LocalHTTPServer
 from local.lambdas import LocalLambdas
 from local.template import ACCOUNT, REGION, ROOT, Template
 
@@ -54,7 +55,7 @@ class LocalApi:
         auth = self.api.get("Auth", {})
         default = auth.get("DefaultAuthorizer")
         self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: LocalHTTPServer | None = None
 
     # --- gateway behaviour ---------------------------------------------------------------
 
@@ -176,8 +177,7 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = LocalHTTPServer((host, port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://{host}:{self.server.server_address[1]}"
 
