@@ -55,6 +55,7 @@ class LocalApi:
         auth = self.api.get("Auth", {})
         default = auth.get("DefaultAuthorizer")
         self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
+        self._policies: dict[str, tuple[float, dict[str, Any] | str]] = {}
         self.server: LocalHTTPServer | None = None
 
     # --- gateway behaviour ---------------------------------------------------------------
@@ -72,6 +73,22 @@ class LocalApi:
         return int(spec["StatusCode"]), headers, body
 
     def authorize(self, headers: dict[str, str], method: str, path: str) -> dict[str, Any] | str:
+        """As API Gateway: a token's policy is cached for the authorizer's ReauthorizeEvery
+        seconds (300 by default; 0 turns the cache off)."""
+        identity = (self.authorizer or {}).get("Identity", {})
+        ttl = float(identity.get("ReauthorizeEvery", 300))
+        token = _header(headers, identity.get("Header", "Authorization"))
+        cached = self._policies.get(token)
+        if ttl and cached and cached[0] > time.monotonic():
+            return cached[1] if isinstance(cached[1], str) else dict(cached[1])
+        answer = self._run_authorizer(headers, method, path)
+        if ttl and token and (isinstance(answer, dict) or answer == "ACCESS_DENIED"):
+            self._policies[token] = (time.monotonic() + ttl, answer)  # a policy, not an error
+        return answer
+
+    def _run_authorizer(
+        self, headers: dict[str, str], method: str, path: str
+    ) -> dict[str, Any] | str:
         """The authorizer's context, or the name of the gateway response to answer with."""
         if not self.authorizer:
             return {}
