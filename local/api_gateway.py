@@ -14,11 +14,12 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.http_server import LocalHTTPServer
 from local.lambdas import LocalLambdas
 from local.template import ACCOUNT, REGION, ROOT, Template
 
@@ -86,7 +87,8 @@ class LocalApi:
         self.plans = template.usage_plans(api_id)
         self.buckets: dict[str, TokenBucket] = {}  # per usage key, as a usage plan meters
         self._buckets_lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
+        self._policies: dict[str, tuple[float, Any]] = {}  # the authorizer's cache, by token
+        self.server: LocalHTTPServer | None = None
 
     # --- gateway behaviour ---------------------------------------------------------------
 
@@ -130,6 +132,22 @@ class LocalApi:
         return self.stage_bucket is None or self.stage_bucket.take()
 
     def authorize(
+        self, headers: dict[str, str], method: str, path: str
+    ) -> tuple[dict[str, Any], str | None] | str:
+        """As API Gateway: a token's policy is cached for the authorizer's ReauthorizeEvery
+        seconds (300 by default; 0 turns the cache off)."""
+        identity = (self.authorizer or {}).get("Identity", {})
+        ttl = float(identity.get("ReauthorizeEvery", 300))
+        token = _header(headers, identity.get("Header", "Authorization"))
+        cached = self._policies.get(token)
+        if ttl and cached and cached[0] > time.monotonic():
+            return cached[1] if isinstance(cached[1], str) else (dict(cached[1][0]), cached[1][1])
+        answer = self._run_authorizer(headers, method, path)
+        if ttl and token and (isinstance(answer, tuple) or answer == "ACCESS_DENIED"):
+            self._policies[token] = (time.monotonic() + ttl, answer)  # a policy, not an error
+        return answer
+
+    def _run_authorizer(
         self, headers: dict[str, str], method: str, path: str
     ) -> tuple[dict[str, Any], str | None] | str:
         """The authorizer's context and usage key, or the gateway response to answer with."""
@@ -244,8 +262,7 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = LocalHTTPServer((host, port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://{host}:{self.server.server_address[1]}"
 

@@ -9,6 +9,11 @@ Environments: each function sees the process environment (endpoint, region, fake
 plus exactly its own template variables, also when several run at once in threads:
 os.environ is replaced by a mapping with a per-thread overlay.
 
+Like Lambda, an execution environment (here: one import of the handler's module) runs one
+invocation at a time: concurrent invocations get environments of their own, imported as
+needed and reused warm. Module globals (a Powertools resolver's per-request context) are never
+shared by two requests at once.
+
 With isolate=True (the benches) each invocation runs instead in a warm worker process of its
 function, one invocation at a time per worker, as Lambda runs execution environments: memory is
 the function's own (its peak is Lambda's "Max Memory Used") and functions use every core.
@@ -171,7 +176,8 @@ class LocalLambdas:
         self.mail_dir = str(mail_dir or "")
         self._by_name = {f.name: f for f in self.functions.values()}
         self._by_name |= {f.arn: f for f in self.functions.values()}
-        self._modules: dict[str, ModuleType] = {}
+        self._modules: dict[str, list[ModuleType]] = {}  # idle environments, by function
+        self._imports = 0
         self._idle: dict[str, list[_Worker]] = {}
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
@@ -190,17 +196,16 @@ class LocalLambdas:
             }
         )
 
-    def module(self, function: Function) -> ModuleType:
+    def _environment(self, function: Function) -> ModuleType:
+        """An idle execution environment of the function, or a new one (a cold start)."""
         with self._lock:
-            if function.logical_id not in self._modules:
-                with self.environ.scoped(self.env_of(function)):  # import-time globals see it
-                    module = load_module(
-                        function.code_dir,
-                        function.handler,
-                        f"cancelflow_local_fn_{function.logical_id}",
-                    )
-                self._modules[function.logical_id] = module
-            return self._modules[function.logical_id]
+            idle = self._modules.setdefault(function.logical_id, [])
+            if idle:
+                return idle.pop()
+            self._imports += 1
+            name = f"cancelflow_local_fn_{function.logical_id}_{self._imports}"
+            with self.environ.scoped(self.env_of(function)):  # import-time globals see it
+                return load_module(function.code_dir, function.handler, name)
 
     def find(self, name_or_arn: str) -> Function:
         name = name_or_arn.split(":function:")[-1].split(":")[0]
@@ -212,10 +217,14 @@ class LocalLambdas:
         self.invocations.append(function.name)
         if self.isolate:
             return self._invoke_in_worker(function, event)
-        module = self.module(function)
+        module = self._environment(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
-        with self.environ.scoped(self.env_of(function)):
-            return handler(event, LambdaContext(function.name, function.arn, function.timeout))
+        try:
+            with self.environ.scoped(self.env_of(function)):
+                return handler(event, LambdaContext(function.name, function.arn, function.timeout))
+        finally:
+            with self._lock:
+                self._modules[function.logical_id].append(module)
 
     def _invoke_in_worker(self, function: Function, event: Any) -> Any:
         with self._lock:

@@ -74,6 +74,7 @@ class LocalStack:
         self.mail = MailDrop(state_dir / "mail")
         self.shops: list[DemoShop] = []
         self._moto: Any = None
+        self._in_process: Any = None
         self.api: LocalApi | None = None
         self.sandbox: Any = None
         self.lambdas: LocalLambdas | None = None
@@ -161,6 +162,9 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
+        # This process's own AWS calls skip the socket; other processes use the server.
+        self._in_process = moto_fixes.InProcess(self._moto._server.app, port)
+        self._in_process.install()
 
     def client(self, service: str) -> Any:
         return boto3.session.Session().client(
@@ -229,6 +233,8 @@ class LocalStack:
             self.api.stop()
         if self.sandbox:
             self.sandbox.stop()
+        if self._in_process:
+            self._in_process.uninstall()
         if self._moto:
             self._moto.stop()
         if self.lambdas:
