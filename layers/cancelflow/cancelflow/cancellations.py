@@ -329,7 +329,11 @@ def send(
     )
     if verdict is not None:
         return verdict
-    store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
+    try:
+        store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
+    except Conflict:  # the sweep saw KCP apply it meanwhile and settled it
+        fresh = _load(store, shop_id, cancellation_id)
+        return _route_existing(fresh) or {"next": "RECONCILE", "tries": 0}
     return {"next": "RECONCILE", "tries": 0}
 
 
