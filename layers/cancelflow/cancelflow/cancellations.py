@@ -123,7 +123,11 @@ def request_cancellation(
 ) -> tuple[Cancellation, bool]:
     """Accept a cancel and start its workflow. Returns (cancellation, created)."""
     if not idempotency_key:
-        raise Problem("IDEMPOTENCY_KEY_REQUIRED")
+        raise Problem(
+            "IDEMPOTENCY_KEY_REQUIRED",
+            "Send an Idempotency-Key header with every cancellation request: a retry with the "
+            "same key answers with the same cancellation instead of cancelling twice.",
+        )
     fingerprint = request.fingerprint(tno)
     replay = _replay(store, starter, shop_id, idempotency_key, fingerprint)
     if replay:
