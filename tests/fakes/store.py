@@ -19,6 +19,7 @@ from cancelflow.models import (
     OPEN,
     TERMINAL,
     Attempt,
+    BreakdownLine,
     Cancellation,
     CancellationStatus,
     Payment,
@@ -213,15 +214,20 @@ class MemoryStore:
             raise Conflict("cancellation is not REQUESTED")
         if payment is None or payment.available < amount:
             raise InsufficientBalance()
+        if not payment.removed_items.isdisjoint(cancellation.removed_items):
+            raise InsufficientBalance()  # an item is held or removed by another cancel
         self.cancellations[key] = replace(
             stored,
             status=CancellationStatus.RESERVED,
             amount=amount,
             updated_at=_seconds(cancellation.updated_at),
-            breakdown=tuple((str(label), int(value)) for label, value in cancellation.breakdown),
+            breakdown=tuple(BreakdownLine(*line) for line in cancellation.breakdown),
             policy_version=cancellation.policy_version,
         )
-        self._put_payment(_with(payment, available=payment.available - amount))
+        removed = payment.removed_items | set(cancellation.removed_items)
+        self._put_payment(
+            _with(payment, available=payment.available - amount, removed_items=removed)
+        )
 
     def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
@@ -272,7 +278,12 @@ class MemoryStore:
         if stored is None or stored.status is not cancellation.status:
             raise Conflict("cancellation or payment changed meanwhile")
         touches_payment = bool(
-            effect.balance or effect.available or effect.status is not None or effect.release_lock
+            effect.balance
+            or effect.available
+            or effect.status is not None
+            or effect.release_lock
+            or effect.add_items
+            or effect.release_items
         )
         payment = self.payments.get((shop, cancellation.tno))
         if touches_payment:
@@ -293,6 +304,8 @@ class MemoryStore:
                     available=payment.available + effect.available,
                     status=effect.status or payment.status,
                     in_flight="" if effect.release_lock else payment.in_flight,
+                    removed_items=(payment.removed_items | set(effect.add_items))
+                    - set(effect.release_items),
                 )
             )
 

@@ -148,6 +148,9 @@ def request_cancellation(
             open_cancellation_id=payment.in_flight,
         )
     if not decision.allowed:
+        extra: dict[str, Any] = {}
+        if "ITEM_ALREADY_REMOVED" in decision.reasons:
+            extra["already_removed"] = sorted(payment.removed_items & set(request.removed_items))
         raise Problem(
             decision.reasons[0],
             reasons=[
@@ -155,6 +158,7 @@ def request_cancellation(
                 for code in decision.reasons
             ],
             policy_version=decision.policy_version,
+            **extra,
         )
     cancellation = Cancellation(
         shop_id=shop_id,
@@ -259,7 +263,8 @@ def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> di
         cancellation.refund_account,
         cancellation.removed_items,
     )
-    decision = eligibility.decide(payment, ask, store.get_policy(shop_id), now)
+    policy = store.get_policy(shop_id)
+    decision = eligibility.decide(payment, ask, policy, now)
     if not decision.allowed:
         return settle_with(
             CancellationStatus.REJECTED, *decision.reasons, policy_version=decision.policy_version
@@ -273,7 +278,11 @@ def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> di
     try:
         store.reserve(decided, decision.amount)
     except InsufficientBalance:
-        return settle_with(CancellationStatus.REJECTED, "AMOUNT_EXCEEDS_BALANCE")
+        # A concurrent cancel took the balance or one of the items first: say which.
+        fresh = store.get_payment(shop_id, cancellation.tno)
+        again = eligibility.decide(fresh, ask, policy, now) if fresh else None
+        reasons = again.reasons if again and not again.allowed else ("AMOUNT_EXCEEDS_BALANCE",)
+        return settle_with(CancellationStatus.REJECTED, *reasons)
     except Conflict:
         return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": "SEND"}
     return {"next": "SEND", "amount": decision.amount}
