@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from cancelflow import cancellations, payments, runtime, shops
 from cancelflow.api import (
+    MERGE_PATCH_BODY,
     history_query,
     install_problem_handlers,
     json_text,
+    merge_patch_body,
     refuse_non_json,
     to_cancel_request,
     to_payment,
@@ -169,6 +171,14 @@ def get_policy():
 @app.put("/v1/shop/policy")
 def replace_policy(body: Annotated[dict[str, Any], Body()]):
     policy = shops.replace_policy(runtime.store(), runtime.clock, shop_id(), body)
+    return _json(200, policy_to_doc(policy))
+
+
+@app.patch("/v1/shop/policy", openapi_extensions={"requestBody": MERGE_PATCH_BODY})
+def patch_policy():
+    event = app.current_event
+    patch = merge_patch_body(event.get("headers"), event.body)
+    policy = shops.patch_policy(runtime.store(), runtime.clock, shop_id(), patch)
     return _json(200, policy_to_doc(policy))
 
 

@@ -9,7 +9,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from cancelflow.cancellations import CancelRequest
 from cancelflow.clock import KST
@@ -34,12 +37,17 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def content_type(headers: dict[str, str] | None) -> str:
+    """The media type a request declares, without parameters, in lower case."""
+    named = {k.lower(): v for k, v in (headers or {}).items()}
+    return named.get("content-type", "").split(";")[0].strip().lower()
+
+
 def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
     """415 for a body not declared JSON, answered before the router tries to parse it."""
     if not event.get("body"):
         return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type(event.get("headers"))
     if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
         return None
     problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind or '(none)'} is not JSON.")
@@ -49,6 +57,42 @@ def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
         "body": json_text(problem.body(event.get("path", ""))),
         "isBase64Encoded": False,
     }
+
+
+MERGE_PATCH_JSON = "application/merge-patch+json"
+
+
+def merge_patch_body(headers: dict[str, str] | None, body: str | None) -> Any:
+    """The JSON Merge Patch (RFC 7396) a PATCH carries; plain application/json is read as one.
+
+    415 for another patch format (e.g. JSON Patch), 400 MALFORMED_JSON for a body that is not JSON.
+    """
+    kind = content_type(headers)
+    if kind not in (MERGE_PATCH_JSON, "application/json"):
+        raise Problem(
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"Content-Type {kind or '(none)'}: send a JSON Merge Patch as {MERGE_PATCH_JSON}.",
+        )
+    try:
+        return json.loads(body or "")
+    except ValueError as error:
+        raise Problem("MALFORMED_JSON") from error
+
+
+# The PATCH route reads its body itself (the router parses only application/json), so its
+# OpenAPI request body is declared here.
+MERGE_PATCH_BODY = {
+    "required": True,
+    "content": {
+        MERGE_PATCH_JSON: {
+            "schema": {
+                "type": "object",
+                "description": "The policy fields to change (RFC 7396); null resets one to "
+                "its default",
+            }
+        }
+    },
+}
 
 
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
@@ -70,6 +114,13 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
             "; ".join(f"{d['field']}: {d['message']}" for d in details),
             errors=details,
         )
+        return problem_response(problem, app.current_event.path)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(error: RequestUnsupportedContentType) -> Response:
+        # A JSON type of another kind (application/*+json) on a route that reads plain JSON.
+        kind = content_type(app.current_event.get("headers"))
+        problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind}: send application/json.")
         return problem_response(problem, app.current_event.path)
 
     @app.not_found
