@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from cancelflow.cancellations import CancellationPage, CancellationQuery
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
     OPEN,
@@ -125,6 +126,43 @@ class MemoryStore:
         mine.sort(key=lambda c: (to_utc_text(c.created_at, precise=True), c.cancellation_id))
         found = [self.get_cancellation(shop_id, c.cancellation_id) for c in mine]
         return [c for c in found if c is not None]
+
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """Newest first by (creation time to the microsecond, id); a position is the last row's."""
+        if position and position.get("shop_id") != shop_id:
+            raise Conflict("position outside this shop's list")
+        rows = sorted(
+            (
+                c
+                for (shop, _), c in self.cancellations.items()
+                if shop == shop_id
+                and (query.since is None or c.created_at >= query.since)
+                and (query.until is None or c.created_at < query.until + timedelta(seconds=1))
+                and (query.status is None or c.status is query.status)
+                and (not query.tno or c.tno == query.tno)
+            ),
+            key=lambda c: (to_utc_text(c.created_at, precise=True), c.cancellation_id),
+            reverse=True,
+        )
+        if position:
+            after = (position["created"], position["id"])
+            rows = [
+                c
+                for c in rows
+                if (to_utc_text(c.created_at, precise=True), c.cancellation_id) < after
+            ]
+        page = tuple(rows[: query.limit])
+        following = None
+        if len(rows) > query.limit:
+            last = page[-1]
+            following = {
+                "shop_id": shop_id,
+                "created": to_utc_text(last.created_at, precise=True),
+                "id": last.cancellation_id,
+            }
+        return CancellationPage(page, following)
 
     def history_page(
         self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None
@@ -325,6 +363,10 @@ def _with(payment: Payment, **changes: Any) -> Payment:
     return changed
 
 
+def _created_order(c: Cancellation) -> tuple[str, str]:
+    return to_utc_text(c.created_at, precise=True), c.cancellation_id
+
+
 def _matches(p: Payment, q: HistoryQuery) -> bool:
     approved = to_utc_text(p.approved_at)
     return (
@@ -335,4 +377,6 @@ def _matches(p: Payment, q: HistoryQuery) -> bool:
         and (not q.product or q.product.casefold() in p.product_name.casefold())
         and (q.status is None or p.status is q.status)
         and (q.method is None or p.method is q.method)
+        and (not q.order_id or p.order_id == q.order_id)
+        and (not q.buyer or q.buyer in (p.buyer_email, p.buyer_name))
     )

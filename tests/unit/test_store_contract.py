@@ -13,6 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cancelflow.cancellations import CancellationQuery
 from cancelflow.models import (
     Attempt,
     BreakdownLine,
@@ -577,3 +578,41 @@ def test_a_failed_item_cancel_gives_its_items_back_and_a_success_keeps_them(
     _settle(store, sent, CancellationStatus.SUCCEEDED)
     assert _removed(store) == {0, 2}
     assert _money(store) == (5000, 5000, "", PaymentStatus.PARTIALLY_CANCELLED)
+
+
+# --- the shop's cancellation list ----------------------------------------------------------
+
+
+def test_the_shops_cancellations_are_listed_newest_first_by_filters_and_pages(
+    store: Store,
+) -> None:
+    other = "20261123000002"
+    store.put_payment(a_payment(TNO, 30000))
+    store.put_payment(a_payment(other, 30000))
+    for n, tno in enumerate((TNO, other, TNO)):
+        at = NOW + timedelta(minutes=n)
+        store.create_cancellation(
+            a_cancellation(f"cnl_{n}", tno, 1000, at=at), f"k{n}", "h", EXPIRES
+        )
+    store.create_cancellation(a_cancellation("cnl_b", TNO, shop="shop_b"), "kb", "h", EXPIRES)
+    rejected = store.get_cancellation(SHOP, "cnl_1")
+    assert rejected is not None
+    _settle(store, rejected, CancellationStatus.REJECTED)
+
+    def ids(query: CancellationQuery, position: Any = None) -> tuple[list[str], Any]:
+        page = store.cancellation_page(SHOP, query, position)
+        assert all(c.attempts == () for c in page.cancellations)
+        return [c.cancellation_id for c in page.cancellations], page.next_position
+
+    assert ids(CancellationQuery()) == (["cnl_2", "cnl_1", "cnl_0"], None)
+    assert ids(CancellationQuery(tno=TNO))[0] == ["cnl_2", "cnl_0"]
+    assert ids(CancellationQuery(status=CancellationStatus.REJECTED))[0] == ["cnl_1"]
+    since = CancellationQuery(since=NOW + timedelta(minutes=1), until=NOW + timedelta(minutes=1))
+    assert ids(since)[0] == ["cnl_1"]
+    first, position = ids(CancellationQuery(limit=2))
+    assert (first, ids(CancellationQuery(limit=2), position)) == (
+        ["cnl_2", "cnl_1"],
+        (["cnl_0"], None),
+    )
+    with pytest.raises(Conflict):
+        store.cancellation_page("shop_b", CancellationQuery(limit=2), position)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -14,10 +15,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
-from cancelflow.cancellations import CancelRequest
+from cancelflow.cancellations import CancellationQuery, CancelRequest
 from cancelflow.clock import KST
 from cancelflow.errors import Problem
-from cancelflow.models import Payment, PaymentStatus, PayMethod, RefundAccount
+from cancelflow.models import (
+    CancellationStatus,
+    Payment,
+    PaymentStatus,
+    PayMethod,
+    RefundAccount,
+)
 from cancelflow.payments import HistoryQuery
 from cancelflow.schemas import CancelIn, PaymentIn
 
@@ -95,8 +102,17 @@ MERGE_PATCH_BODY = {
 }
 
 
+def _unknown_query(unknown: list[str], known: set[str]) -> Problem:
+    detail = "Unknown query parameter: " + ", ".join(unknown)
+    if known:
+        detail += f" (this endpoint takes {', '.join(sorted(known))})"
+    errors = [{"field": name, "message": "unknown query parameter"} for name in unknown]
+    return Problem("VALIDATION_FAILED", detail + ".", errors=errors)
+
+
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
-    """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500."""
+    """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500.
+    A query parameter the route does not take is refused too (400 naming it)."""
 
     @app.exception_handler(Problem)
     def _problem(error: Problem) -> Response:
@@ -122,6 +138,21 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
         kind = content_type(app.current_event.get("headers"))
         problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind}: send application/json.")
         return problem_response(problem, app.current_event.path)
+
+    def _known_query(
+        app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]
+    ) -> Response:
+        # A misspelt filter (?prodcut=) must not be ignored and answer everything (as Stripe).
+        route = app.context.get("_route")
+        if route is not None:
+            known = {param.alias for param in route.dependant.query_params}
+            asked = app.current_event.query_string_parameters or {}
+            unknown = sorted(name for name in asked if name not in known)
+            if unknown:
+                return problem_response(_unknown_query(unknown, known), app.current_event.path)
+        return next_middleware(app)
+
+    app.use(middlewares=[_known_query])
 
     @app.not_found
     def _not_found(error: NotFoundError) -> Response:
@@ -159,6 +190,8 @@ def history_query(
     status: PaymentStatus | None,
     method: PayMethod | None,
     limit: int,
+    order_id: str | None = None,
+    buyer: str | None = None,
 ) -> HistoryQuery:
     start, end = moment(since, "from"), moment(until, "to", end_of_day=True)
     if start and end and start > end:
@@ -172,7 +205,22 @@ def history_query(
         status=status,
         method=method,
         limit=limit,
+        order_id=(order_id or "").strip(),
+        buyer=(buyer or "").strip(),
     )
+
+
+def cancellation_query(
+    since: str | None,
+    until: str | None,
+    status: CancellationStatus | None,
+    tno: str | None,
+    limit: int,
+) -> CancellationQuery:
+    start, end = moment(since, "from"), moment(until, "to", end_of_day=True)
+    if start and end and start > end:
+        raise Problem("VALIDATION_FAILED", "from must not be after to.")
+    return CancellationQuery(since=start, until=end, status=status, tno=tno or "", limit=limit)
 
 
 def to_payment(shop_id: str, body: PaymentIn, now: datetime) -> Payment:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cancelflow import cursor as cursor_codec
 from cancelflow import eligibility
 from cancelflow.clock import Clock, from_utc_text, to_utc_text
 from cancelflow.eligibility import CancelAsk
@@ -216,6 +217,50 @@ def get_cancellation(store: Store, shop_id: str, cancellation_id: str) -> Cancel
     if cancellation is None:
         raise Problem("CANCELLATION_NOT_FOUND")
     return cancellation
+
+
+@dataclass(frozen=True)
+class CancellationQuery:
+    """Filters of a shop's cancellation list, newest first. The creation-time range is keyed
+    (and, with a tno, the payment); the status filters what the range reads."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: CancellationStatus | None = None
+    tno: str = ""
+    limit: int = 20
+
+    def scope(self, shop_id: str) -> str:
+        """What a cursor is bound to: the list, the shop and every filter (not the page size)."""
+        doc = {
+            "list": "cancellations",
+            "shop": shop_id,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "status": self.status.value if self.status else None,
+            "tno": self.tno,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CancellationPage:
+    cancellations: tuple[Cancellation, ...]  # without their journal (read one by id for it)
+    next_position: dict[str, Any] | None  # where the next page starts; None at the end
+    unreadable: int = 0  # stored records that could not be shown (logged, left out)
+
+
+def list_cancellations(
+    store: Store, shop_id: str, query: CancellationQuery, cursor: str | None, key: bytes
+) -> tuple[CancellationPage, str | None]:
+    """One page of the shop's cancellations, newest first, and the cursor to the next page."""
+    scope = query.scope(shop_id)
+    position = cursor_codec.resume(cursor, scope, key)
+    try:
+        page = store.cancellation_page(shop_id, query, position)
+    except Conflict as error:
+        raise Problem("INVALID_CURSOR") from error
+    return page, cursor_codec.following(page.next_position, scope, key)
 
 
 # --- workflow steps ------------------------------------------------------------------------

@@ -122,3 +122,12 @@ def cancellation_view(
         "updated_at": _kst(c.updated_at),
         "execution_id": c.execution_id or execution_id,
     }
+
+
+def cancellation_list_view(
+    cancellation: Cancellation, execution_id: str, lang: str = "ko"
+) -> dict[str, Any]:
+    """A cancellation in a list: all but its journal of attempts (GET it by id for those)."""
+    view = cancellation_view(cancellation, execution_id, lang)
+    del view["attempts"]
+    return view

@@ -8,6 +8,7 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     GSI1 ShopTimeline: SHOP#{shop}#PAYMENTS / {approved_at}#{tno} (history);
                     subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
     cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
+                    GSI1 ShopTimeline (the shop's list): SHOP#{shop}#CANCELLATIONS / {created}#{id}
                     GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
                     GSI4 ToSweep (sparse): SWEEP#OPEN / {created}#{id} while open (any age),
                     SWEEP#FAILED / {updated}#{id} once FAILED; gone once SUCCEEDED or REJECTED
@@ -30,6 +31,7 @@ from typing import Any
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from cancelflow.cancellations import CancellationPage, CancellationQuery
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
     OPEN,
@@ -221,6 +223,12 @@ class DynamoStore:
             filters.append("#method = :method")
             names["#method"] = "method"
             values[":method"] = query.method.value
+        if query.order_id:
+            filters.append("order_id = :order")
+            values[":order"] = query.order_id
+        if query.buyer:
+            filters.append("(buyer_email = :buyer OR buyer_name = :buyer)")
+            values[":buyer"] = query.buyer
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "ShopTimeline",
@@ -235,9 +243,24 @@ class DynamoStore:
             kwargs["FilterExpression"] = " AND ".join(filters)
         if names:
             kwargs["ExpressionAttributeNames"] = names
+        return _history(*self._query_page(kwargs, query.limit, _GSI1_KEY, position))
+
+    def _query_page(
+        self,
+        kwargs: dict[str, Any],
+        limit: int,
+        key: tuple[str, ...],
+        position: dict[str, Any] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int, float, int]:
+        """Up to `limit` raw rows of one index Query, newest first, within the read budget:
+        (rows, where the next page starts or None, requests, read units, items read).
+
+        A position resumes only inside the Query's own partition (Conflict otherwise).
+        """
         if position:
-            if position.get("GSI1PK") != partition:  # a cursor only ever resumes in this shop
-                raise Conflict("position outside this shop's history")
+            partition = kwargs["ExpressionAttributeValues"][":pk"]["S"]
+            if position.get(key[2]) != partition:  # a cursor only ever resumes in this shop
+                raise Conflict("position outside this shop's partition")
             kwargs["ExclusiveStartKey"] = _marshal(position)
         found: list[dict[str, Any]] = []
         requests, units, read = 0, 0.0, 0
@@ -250,16 +273,53 @@ class DynamoStore:
             more = "LastEvaluatedKey" in page
             for n, raw in enumerate(rows):
                 found.append(raw)
-                if len(found) == query.limit:
+                if len(found) == limit:
                     last = n == len(rows) - 1 and not more
-                    following = None if last else {k: _de.deserialize(raw[k]) for k in _GSI1_KEY}
-                    return _history(found, following, requests, units, read)
+                    following = None if last else {k: _de.deserialize(raw[k]) for k in key}
+                    return found, following, requests, units, read
             if not more:
-                return _history(found, None, requests, units, read)
+                return found, None, requests, units, read
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         # Budget spent on a selective filter: a short page, and where to go on from.
         following = {k: _de.deserialize(v) for k, v in kwargs["ExclusiveStartKey"].items()}
-        return _history(found, following, requests, units, read)
+        return found, following, requests, units, read
+
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """Newest first by creation time: a payment's (ByPayment) when a tno is given, else the
+        shop's (ShopTimeline); the status is a filter, read within the same budget."""
+        low = to_utc_text(query.since, precise=True) if query.since else "0"
+        high = "~"
+        if query.until:
+            high = to_utc_text(query.until.replace(microsecond=999999), precise=True) + "#~"
+        if query.tno:
+            index, key = "ByPayment", _GSI2_KEY
+            partition, low, high = f"SHOP#{shop_id}#PAY#{query.tno}", f"CNL#{low}", f"CNL#{high}"
+        else:
+            index, key, partition = "ShopTimeline", _GSI1_KEY, f"SHOP#{shop_id}#CANCELLATIONS"
+        values: dict[str, Any] = {":pk": partition, ":low": low, ":high": high}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key[2]} = :pk AND {key[3]} BETWEEN :low AND :high",
+            "ScanIndexForward": False,
+            "ReturnConsumedCapacity": "TOTAL",
+            "Limit": query.limit,
+        }
+        if query.status:
+            kwargs["FilterExpression"] = "#st = :status"
+            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+            values[":status"] = query.status.value
+            kwargs["Limit"] = min(HISTORY_READ_MAX, query.limit * 10)
+        kwargs["ExpressionAttributeValues"] = _marshal(values)
+        rows, following, *_ = self._query_page(kwargs, query.limit, key, position)
+        found: list[Cancellation] = []
+        for raw in rows:
+            item = _unmarshal(raw)
+            with _readable(item, found):
+                found.append(_cancellation_from(item, ()))
+        return CancellationPage(tuple(found), following, len(rows) - len(found))
 
     def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
         """(shop, tno) of every payment with an open cancel, or one FAILED since then."""
@@ -579,7 +639,8 @@ class DynamoStore:
 
 HISTORY_READ_BUDGET = 8  # DynamoDB requests one history page may cost at most
 HISTORY_READ_MAX = 1000  # items read per request when filters cannot be keyed
-_GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")
+_GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")  # a page position on ShopTimeline
+_GSI2_KEY = ("PK", "SK", "GSI2PK", "GSI2SK")  # and on ByPayment
 
 
 @contextmanager
@@ -699,6 +760,8 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
         _cancellation_key(c.shop_id, c.cancellation_id)
         | _sweep_keys(c, created)
         | {
+            "GSI1PK": f"SHOP#{c.shop_id}#CANCELLATIONS",  # the shop's list, newest first
+            "GSI1SK": f"{created}#{c.cancellation_id}",
             "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
             "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
             "type": "CANCELLATION",
