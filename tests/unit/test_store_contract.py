@@ -580,6 +580,21 @@ def test_a_failed_item_cancel_gives_its_items_back_and_a_success_keeps_them(
     assert _money(store) == (5000, 5000, "", PaymentStatus.PARTIALLY_CANCELLED)
 
 
+def test_a_failed_item_cancel_that_kcp_had_applied_takes_its_items_again(store: Store) -> None:
+    store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
+    cancellation = _item_cancel(store, "cnl_1", 1)
+    store.begin_send(cancellation, Attempt(seq=1, kind="CANCEL", sent_at=NOW))
+    sent = store.get_cancellation(SHOP, "cnl_1")
+    assert sent is not None
+    _settle(store, sent, CancellationStatus.FAILED)
+    assert _removed(store) == frozenset()
+    failed = store.get_cancellation(SHOP, "cnl_1")
+    assert failed is not None
+    _settle(store, failed, CancellationStatus.SUCCEEDED)  # the sweep found KCP applied it
+    assert _removed(store) == {1}
+    assert _money(store) == (35000, 35000, "", PaymentStatus.PARTIALLY_CANCELLED)
+
+
 # --- the shop's cancellation list ----------------------------------------------------------
 
 
