@@ -143,6 +143,8 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
         app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]
     ) -> Response:
         # A misspelt filter (?prodcut=) must not be ignored and answer everything (as Stripe).
+        # The matched route is in the resolver's context under "_route", where Powertools' own
+        # validation middleware reads it; its declared Query parameters are what it takes.
         route = app.context.get("_route")
         if route is not None:
             known = {param.alias for param in route.dependant.query_params}
