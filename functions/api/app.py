@@ -8,19 +8,22 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 
 from cancelflow import cancellations, payments, runtime, shops
 from cancelflow.api import (
+    MERGE_PATCH_BODY,
+    cancellation_query,
     history_query,
     install_problem_handlers,
     json_text,
+    merge_patch_body,
     refuse_non_json,
     to_cancel_request,
     to_payment,
 )
 from cancelflow.clock import KST
 from cancelflow.export import csv_chunks
-from cancelflow.models import PaymentStatus, PayMethod
+from cancelflow.models import CancellationStatus, PaymentStatus, PayMethod
 from cancelflow.policy import policy_to_doc
 from cancelflow.schemas import CancelIn, FulfillmentIn, PaymentIn, Tno
-from cancelflow.views import cancellation_view, payment_view
+from cancelflow.views import cancellation_list_view, cancellation_view, payment_view
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
@@ -35,6 +38,11 @@ SinceParam = Annotated[
 ]
 UntilParam = Annotated[
     str | None, Query(alias="to", description="KST date (whole day included) or ISO time")
+]
+
+OrderIdParam = Annotated[str | None, Query(max_length=40, description="the shop's order id, exact")]
+BuyerParam = Annotated[
+    str | None, Query(max_length=254, description="the buyer's email or name, exact")
 ]
 
 
@@ -70,10 +78,14 @@ def payment_history(
     product: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[PaymentStatus | None, Query()] = None,
     method: Annotated[PayMethod | None, Query()] = None,
+    order_id: OrderIdParam = None,
+    buyer: BuyerParam = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ):
-    query = history_query(since, until, min_amount, max_amount, product, status, method, limit)
+    query = history_query(
+        since, until, min_amount, max_amount, product, status, method, limit, order_id, buyer
+    )
     page, next_cursor = payments.history(
         runtime.store(), shop_id(), query, cursor, runtime.cursor_key()
     )
@@ -92,9 +104,13 @@ def export_payments(
     product: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[PaymentStatus | None, Query()] = None,
     method: Annotated[PayMethod | None, Query()] = None,
+    order_id: OrderIdParam = None,
+    buyer: BuyerParam = None,
     accept_language: AcceptLanguage = None,
 ):
-    query = history_query(since, until, min_amount, max_amount, product, status, method, 100)
+    query = history_query(
+        since, until, min_amount, max_amount, product, status, method, 100, order_id, buyer
+    )
     rows = payments.export(runtime.store(), shop_id(), query)
     name = f"payments-{runtime.clock.now().astimezone(KST):%Y%m%d-%H%M%S}.csv"
     url = runtime.exporter().upload(shop_id(), name, csv_chunks(rows, language(accept_language)))
@@ -154,6 +170,28 @@ def request_cancellation(
     return _json(202, view, {"Location": f"/v1/cancellations/{cancellation.cancellation_id}"})
 
 
+@app.get("/v1/cancellations")
+def list_cancellations(
+    since: SinceParam = None,
+    until: UntilParam = None,
+    status: Annotated[CancellationStatus | None, Query()] = None,
+    tno: Annotated[Tno | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    accept_language: AcceptLanguage = None,
+):
+    query = cancellation_query(since, until, status, tno, limit)
+    page, next_cursor = cancellations.list_cancellations(
+        runtime.store(), shop_id(), query, cursor, runtime.cursor_key()
+    )
+    lang, starter = language(accept_language), runtime.starter()
+    found = [
+        cancellation_list_view(c, starter.execution_arn(c.cancellation_id), lang)
+        for c in page.cancellations
+    ]
+    return _json(200, {"cancellations": found, "next_cursor": next_cursor})
+
+
 @app.get("/v1/cancellations/<cancellation_id>")
 def get_cancellation(cancellation_id: str, accept_language: AcceptLanguage = None):
     cancellation = cancellations.get_cancellation(runtime.store(), shop_id(), cancellation_id)
@@ -169,6 +207,14 @@ def get_policy():
 @app.put("/v1/shop/policy")
 def replace_policy(body: Annotated[dict[str, Any], Body()]):
     policy = shops.replace_policy(runtime.store(), runtime.clock, shop_id(), body)
+    return _json(200, policy_to_doc(policy))
+
+
+@app.patch("/v1/shop/policy", openapi_extensions={"requestBody": MERGE_PATCH_BODY})
+def patch_policy():
+    event = app.current_event
+    patch = merge_patch_body(event.get("headers"), event.body)
+    policy = shops.patch_policy(runtime.store(), runtime.clock, shop_id(), patch)
     return _json(200, policy_to_doc(policy))
 
 

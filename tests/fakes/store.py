@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from cancelflow.cancellations import CancellationPage, CancellationQuery
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
     OPEN,
     TERMINAL,
     Attempt,
+    BreakdownLine,
     Cancellation,
     CancellationStatus,
     Payment,
@@ -125,6 +127,43 @@ class MemoryStore:
         found = [self.get_cancellation(shop_id, c.cancellation_id) for c in mine]
         return [c for c in found if c is not None]
 
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """Newest first by (creation time to the microsecond, id); a position is the last row's."""
+        if position and position.get("shop_id") != shop_id:
+            raise Conflict("position outside this shop's list")
+        rows = sorted(
+            (
+                c
+                for (shop, _), c in self.cancellations.items()
+                if shop == shop_id
+                and (query.since is None or c.created_at >= query.since)
+                and (query.until is None or c.created_at < query.until + timedelta(seconds=1))
+                and (query.status is None or c.status is query.status)
+                and (not query.tno or c.tno == query.tno)
+            ),
+            key=lambda c: (to_utc_text(c.created_at, precise=True), c.cancellation_id),
+            reverse=True,
+        )
+        if position:
+            after = (position["created"], position["id"])
+            rows = [
+                c
+                for c in rows
+                if (to_utc_text(c.created_at, precise=True), c.cancellation_id) < after
+            ]
+        page = tuple(rows[: query.limit])
+        following = None
+        if len(rows) > query.limit:
+            last = page[-1]
+            following = {
+                "shop_id": shop_id,
+                "created": to_utc_text(last.created_at, precise=True),
+                "id": last.cancellation_id,
+            }
+        return CancellationPage(page, following)
+
     def history_page(
         self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None
     ) -> HistoryPage:
@@ -213,15 +252,20 @@ class MemoryStore:
             raise Conflict("cancellation is not REQUESTED")
         if payment is None or payment.available < amount:
             raise InsufficientBalance()
+        if not payment.removed_items.isdisjoint(cancellation.removed_items):
+            raise InsufficientBalance()  # an item is held or removed by another cancel
         self.cancellations[key] = replace(
             stored,
             status=CancellationStatus.RESERVED,
             amount=amount,
             updated_at=_seconds(cancellation.updated_at),
-            breakdown=tuple((str(label), int(value)) for label, value in cancellation.breakdown),
+            breakdown=tuple(BreakdownLine(*line) for line in cancellation.breakdown),
             policy_version=cancellation.policy_version,
         )
-        self._put_payment(_with(payment, available=payment.available - amount))
+        removed = payment.removed_items | set(cancellation.removed_items)
+        self._put_payment(
+            _with(payment, available=payment.available - amount, removed_items=removed)
+        )
 
     def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
@@ -272,7 +316,12 @@ class MemoryStore:
         if stored is None or stored.status is not cancellation.status:
             raise Conflict("cancellation or payment changed meanwhile")
         touches_payment = bool(
-            effect.balance or effect.available or effect.status is not None or effect.release_lock
+            effect.balance
+            or effect.available
+            or effect.status is not None
+            or effect.release_lock
+            or effect.add_items
+            or effect.release_items
         )
         payment = self.payments.get((shop, cancellation.tno))
         if touches_payment:
@@ -293,6 +342,8 @@ class MemoryStore:
                     available=payment.available + effect.available,
                     status=effect.status or payment.status,
                     in_flight="" if effect.release_lock else payment.in_flight,
+                    removed_items=(payment.removed_items | set(effect.add_items))
+                    - set(effect.release_items),
                 )
             )
 
@@ -312,6 +363,10 @@ def _with(payment: Payment, **changes: Any) -> Payment:
     return changed
 
 
+def _created_order(c: Cancellation) -> tuple[str, str]:
+    return to_utc_text(c.created_at, precise=True), c.cancellation_id
+
+
 def _matches(p: Payment, q: HistoryQuery) -> bool:
     approved = to_utc_text(p.approved_at)
     return (
@@ -322,4 +377,6 @@ def _matches(p: Payment, q: HistoryQuery) -> bool:
         and (not q.product or q.product.casefold() in p.product_name.casefold())
         and (q.status is None or p.status is q.status)
         and (q.method is None or p.method is q.method)
+        and (not q.order_id or p.order_id == q.order_id)
+        and (not q.buyer or q.buyer in (p.buyer_email, p.buyer_name))
     )

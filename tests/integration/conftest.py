@@ -107,6 +107,7 @@ class ShopClient:
             "buyer_name",
             "approved_at",
             "escrow",
+            "items",
         )
         return http(
             "POST",

@@ -76,6 +76,7 @@ def test_a_cancel_without_idempotency_key_is_refused(shop: ShopClient, paid: dic
         shop.auth,
     )
     _assert_problem(answer, 400, "IDEMPOTENCY_KEY_REQUIRED")
+    assert "cancellation" in answer.body["detail"]
 
 
 def test_an_amount_above_the_balance_is_refused(shop: ShopClient, paid: dict) -> None:

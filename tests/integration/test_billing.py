@@ -352,6 +352,9 @@ def test_bad_input_gets_problem_json_with_a_code(stack: LocalStack, shop: ShopCl
         headers,
     )
     assert missing.status == 400 and missing.code == "IDEMPOTENCY_KEY_REQUIRED"
+    # The message names what is being created, not another resource's rule.
+    assert "subscription" in missing.body["detail"]
+    assert "cancellation" not in (missing.body["title"] + missing.body["detail"]).lower()
     malformed = http("POST", f"{shop.url}/v1/subscriptions", raw=b"{not json", headers=headers)
     assert malformed.code == "MALFORMED_JSON"
     sid = unkeyed.body["subscription_id"]

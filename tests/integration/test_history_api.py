@@ -283,3 +283,47 @@ def test_two_shops_exporting_in_the_same_second_each_get_only_their_own_file(
         assert marker not in text  # B's file holds none of A's rows
     with urllib.request.urlopen(links[0], timeout=30) as answer:
         assert answer.read().decode("utf-8").count(marker) == 5
+
+
+def test_find_a_payment_by_its_order_id_or_its_buyer_exactly(
+    shop: ShopClient, sandbox: Sandbox, marker: str
+) -> None:
+    mine = sandbox.approve(
+        amount=4000,
+        order_id=f"ORD-{marker}",
+        buyer_email=f"lee.{marker}@example.com",
+        buyer_name=f"이서연{marker}",
+    )
+    other = sandbox.approve(amount=5000, order_id=f"ORD-{marker}-2", buyer_name=f"이서{marker}")
+    assert shop.register(mine).status == 201 and shop.register(other).status == 201
+
+    for query in (
+        f"order_id=ORD-{marker}",
+        f"buyer={quote(f'lee.{marker}@example.com')}",
+        f"buyer={quote(f'이서연{marker}')}",
+    ):
+        status, page = _history(shop, query)
+        assert status == 200
+        assert [p["tno"] for p in page["payments"]] == [mine["tno"]], query
+    _, partial = _history(shop, f"buyer={quote(f'이서{marker}')}")  # exact, not a prefix
+    assert [p["tno"] for p in partial["payments"]] == [other["tno"]]
+    _, none = _history(shop, f"order_id=ORD-{marker}&buyer=nobody@example.com")
+    assert none["payments"] == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/payments?prodcut=코트",
+        "/v1/payments/export?stauts=PAID",
+        "/v1/subscriptions?state=ACTIVE",
+        "/v1/payments/20990101000000?expand=all",
+    ],
+)
+def test_a_misspelt_query_parameter_is_refused_naming_it(shop: ShopClient, path: str) -> None:
+    answer = http("GET", f"{shop.url}{quote(path, safe='/?=&')}", headers=shop.auth)
+    assert (answer.status, answer.code) == (400, "VALIDATION_FAILED"), answer.body
+    (error,) = answer.body["errors"]
+    name = path.split("?")[1].split("=")[0]
+    assert error == {"field": name, "message": "unknown query parameter"}
+    assert name in answer.body["detail"]

@@ -63,6 +63,7 @@ def payments(draw: st.DrawFn) -> Payment:
         fulfillment=fulfillment,
         fulfillment_at=changed_at,
         delivered_at=delivered_at,
+        removed_items=draw(st.frozensets(st.integers(0, 4), max_size=3)),
     )
 
 
@@ -102,14 +103,17 @@ def test_a_decision_is_consistent_and_never_refunds_more_than_is_available(
 ) -> None:
     payment, ask, policy, now = situation
     decision = decide(payment, ask, policy, now)
-    assert sum(amount for _, amount in decision.breakdown) == decision.amount
+    assert sum(line.amount for line in decision.breakdown) == decision.amount
     assert decision.policy_version == policy.version
     assert all(code in REASONS for code in decision.reasons)
-    assert all(label in BREAKDOWN for label, _ in decision.breakdown)
+    assert all(line.code in BREAKDOWN for line in decision.breakdown)
     assert len(set(decision.reasons)) == len(decision.reasons)
     if decision.allowed:
         assert 0 < decision.amount <= payment.available <= payment.balance
         assert not decision.reasons
+        assert payment.removed_items.isdisjoint(ask.removed_items)  # never an item twice
+        items = [line.item for line in decision.breakdown if line.code == "ITEM"]
+        assert items == list(ask.removed_items)
         if ask.amount is not None:
             assert decision.amount <= ask.amount
     else:
@@ -192,7 +196,7 @@ def test_rules_that_follow_the_payment_method_and_the_law(
         assert ask.has_refund_account
     if payment.escrow:
         assert decision.amount == payment.amount
-    fees = [amount for label, amount in decision.breakdown if label == "RETURN_SHIPPING_FEE"]
+    fees = [line.amount for line in decision.breakdown if line.code == "RETURN_SHIPPING_FEE"]
     if ask.reason_code in SHOP_FAULT or ask.requested_by == "SHOP":
         assert fees == []  # §18⑩: the shop pays the return of goods it got wrong
     if payment.fulfillment is Fulfillment.PROCESSING:

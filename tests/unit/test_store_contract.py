@@ -13,8 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from cancelflow.cancellations import CancellationQuery
 from cancelflow.models import (
     Attempt,
+    BreakdownLine,
     Cancellation,
     CancellationStatus,
     Fulfillment,
@@ -79,7 +81,7 @@ def _reserved(store: Store, cid: str = "cnl_1", amount: int = 10000) -> Cancella
 
 def _decided(cancellation: Cancellation, amount: int) -> Cancellation:
     # decide always records the policy it used; DynamoStore cannot write a reserve without it.
-    return replace(cancellation, breakdown=(("BALANCE", amount),), policy_version=1)
+    return replace(cancellation, breakdown=(BreakdownLine("BALANCE", amount),), policy_version=1)
 
 
 def _sending(store: Store, cid: str = "cnl_1", amount: int = 10000) -> Cancellation:
@@ -209,7 +211,7 @@ def test_reserving_holds_the_amount_and_records_the_decision(store: Store) -> No
     decided = replace(
         cancellation,
         updated_at=NOW + timedelta(seconds=1),
-        breakdown=(("BALANCE", 10000),),
+        breakdown=(BreakdownLine("BALANCE", 10000),),
         policy_version=3,
     )
     store.reserve(decided, 10000)
@@ -219,7 +221,7 @@ def test_reserving_holds_the_amount_and_records_the_decision(store: Store) -> No
     assert (found.status, found.amount, found.breakdown, found.policy_version) == (
         CancellationStatus.RESERVED,
         10000,
-        (("BALANCE", 10000),),
+        (BreakdownLine("BALANCE", 10000),),
         3,
     )
     assert found.updated_at == (NOW + timedelta(seconds=1)).replace(microsecond=0)
@@ -504,3 +506,128 @@ def test_a_payments_cancellations_are_listed_oldest_first_with_their_journal(
     assert [c.cancellation_id for c in listed] == ["cnl_b", "cnl_a", "cnl_c"]
     assert [len(c.attempts) for c in listed] == [1, 0, 0]
     assert store.payment_cancellations("shop_b", TNO) == []
+
+
+# --- removed items -------------------------------------------------------------------------
+
+ITEMS = (
+    {"name": "셔츠", "quantity": 2, "price": 10000},
+    {"name": "양말", "quantity": 1, "price": 5000},
+    {"name": "모자", "quantity": 1, "price": 15000},
+)
+
+
+def _item_cancel(store: Store, cid: str, *positions: int) -> Cancellation:
+    """An order change removing the items at `positions`, reserved with one line per item."""
+    cancellation = replace(a_cancellation(cid, TNO), removed_items=positions)
+    store.create_cancellation(cancellation, f"key-{cid}", "hash", EXPIRES)
+    lines = tuple(
+        BreakdownLine("ITEM", ITEMS[p]["price"] * ITEMS[p]["quantity"], p, ITEMS[p]["name"], 1)
+        for p in positions
+    )
+    decided = replace(cancellation, breakdown=lines, policy_version=1)
+    store.reserve(decided, sum(line.amount for line in lines))
+    found = store.get_cancellation(SHOP, cid)
+    assert found is not None
+    return found
+
+
+def _removed(store: Store) -> frozenset[int]:
+    payment = store.get_payment(SHOP, TNO)
+    assert payment is not None
+    return payment.removed_items
+
+
+def test_items_are_taken_with_the_hold_and_read_back_as_plain_ints(store: Store) -> None:
+    store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
+    found = _item_cancel(store, "cnl_1", 0, 1)
+
+    assert _removed(store) == {0, 1}
+    assert found.removed_items == (0, 1)
+    assert [type(p) for p in found.removed_items] == [int, int]  # never Decimal
+    assert found.breakdown[0] == BreakdownLine("ITEM", 20000, 0, "셔츠", 1)
+    (listed,) = store.payment_cancellations(SHOP, TNO)
+    assert listed.removed_items == (0, 1)
+    payment = store.get_payment(SHOP, TNO)
+    assert payment is not None
+    assert all(type(v) is int for item in payment.items for v in item.values() if v != item["name"])
+
+
+def test_an_item_held_by_another_cancel_cannot_be_taken_and_nothing_is_written(
+    store: Store,
+) -> None:
+    store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
+    _item_cancel(store, "cnl_1", 1)
+    with pytest.raises(InsufficientBalance):
+        _item_cancel(store, "cnl_2", 2, 1)
+    assert _removed(store) == {1}
+    assert _money(store)[1] == 35000
+    assert _status(store, "cnl_2") is CancellationStatus.REQUESTED
+
+
+def test_a_failed_item_cancel_gives_its_items_back_and_a_success_keeps_them(
+    store: Store,
+) -> None:
+    store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
+    _settle(store, _item_cancel(store, "cnl_1", 0), CancellationStatus.FAILED)
+    assert _removed(store) == frozenset()
+    cancellation = _item_cancel(store, "cnl_2", 0, 2)
+    store.begin_send(cancellation, Attempt(seq=1, kind="CANCEL", sent_at=NOW))
+    sent = store.get_cancellation(SHOP, "cnl_2")
+    assert sent is not None
+    _settle(store, sent, CancellationStatus.SUCCEEDED)
+    assert _removed(store) == {0, 2}
+    assert _money(store) == (5000, 5000, "", PaymentStatus.PARTIALLY_CANCELLED)
+
+
+def test_a_failed_item_cancel_that_kcp_had_applied_takes_its_items_again(store: Store) -> None:
+    store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
+    cancellation = _item_cancel(store, "cnl_1", 1)
+    store.begin_send(cancellation, Attempt(seq=1, kind="CANCEL", sent_at=NOW))
+    sent = store.get_cancellation(SHOP, "cnl_1")
+    assert sent is not None
+    _settle(store, sent, CancellationStatus.FAILED)
+    assert _removed(store) == frozenset()
+    failed = store.get_cancellation(SHOP, "cnl_1")
+    assert failed is not None
+    _settle(store, failed, CancellationStatus.SUCCEEDED)  # the sweep found KCP applied it
+    assert _removed(store) == {1}
+    assert _money(store) == (35000, 35000, "", PaymentStatus.PARTIALLY_CANCELLED)
+
+
+# --- the shop's cancellation list ----------------------------------------------------------
+
+
+def test_the_shops_cancellations_are_listed_newest_first_by_filters_and_pages(
+    store: Store,
+) -> None:
+    other = "20261123000002"
+    store.put_payment(a_payment(TNO, 30000))
+    store.put_payment(a_payment(other, 30000))
+    for n, tno in enumerate((TNO, other, TNO)):
+        at = NOW + timedelta(minutes=n)
+        store.create_cancellation(
+            a_cancellation(f"cnl_{n}", tno, 1000, at=at), f"k{n}", "h", EXPIRES
+        )
+    store.create_cancellation(a_cancellation("cnl_b", TNO, shop="shop_b"), "kb", "h", EXPIRES)
+    rejected = store.get_cancellation(SHOP, "cnl_1")
+    assert rejected is not None
+    _settle(store, rejected, CancellationStatus.REJECTED)
+
+    def ids(query: CancellationQuery, position: Any = None) -> tuple[list[str], Any]:
+        page = store.cancellation_page(SHOP, query, position)
+        assert all(c.attempts == () for c in page.cancellations)
+        return [c.cancellation_id for c in page.cancellations], page.next_position
+
+    assert ids(CancellationQuery()) == (["cnl_2", "cnl_1", "cnl_0"], None)
+    assert ids(CancellationQuery(tno=TNO))[0] == ["cnl_2", "cnl_0"]
+    assert ids(CancellationQuery(status=CancellationStatus.REJECTED))[0] == ["cnl_1"]
+    since = CancellationQuery(since=NOW + timedelta(minutes=1), until=NOW + timedelta(minutes=1))
+    assert ids(since)[0] == ["cnl_1"]
+    first, position = ids(CancellationQuery(limit=2))
+    assert (first, ids(CancellationQuery(limit=2), position)) == (
+        ["cnl_2", "cnl_1"],
+        (["cnl_0"], None),
+    )
+    with pytest.raises(Conflict):
+        store.cancellation_page("shop_b", CancellationQuery(limit=2), position)

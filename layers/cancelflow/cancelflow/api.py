@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
-from cancelflow.cancellations import CancelRequest
+from cancelflow.cancellations import CancellationQuery, CancelRequest
 from cancelflow.clock import KST
 from cancelflow.errors import Problem
-from cancelflow.models import Payment, PaymentStatus, PayMethod, RefundAccount
+from cancelflow.models import (
+    CancellationStatus,
+    Payment,
+    PaymentStatus,
+    PayMethod,
+    RefundAccount,
+)
 from cancelflow.payments import HistoryQuery
 from cancelflow.schemas import CancelIn, PaymentIn
 
@@ -34,12 +44,17 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def content_type(headers: dict[str, str] | None) -> str:
+    """The media type a request declares, without parameters, in lower case."""
+    named = {k.lower(): v for k, v in (headers or {}).items()}
+    return named.get("content-type", "").split(";")[0].strip().lower()
+
+
 def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
     """415 for a body not declared JSON, answered before the router tries to parse it."""
     if not event.get("body"):
         return None
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = content_type(event.get("headers"))
     if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
         return None
     problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind or '(none)'} is not JSON.")
@@ -51,8 +66,53 @@ def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+MERGE_PATCH_JSON = "application/merge-patch+json"
+
+
+def merge_patch_body(headers: dict[str, str] | None, body: str | None) -> Any:
+    """The JSON Merge Patch (RFC 7396) a PATCH carries; plain application/json is read as one.
+
+    415 for another patch format (e.g. JSON Patch), 400 MALFORMED_JSON for a body that is not JSON.
+    """
+    kind = content_type(headers)
+    if kind not in (MERGE_PATCH_JSON, "application/json"):
+        raise Problem(
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"Content-Type {kind or '(none)'}: send a JSON Merge Patch as {MERGE_PATCH_JSON}.",
+        )
+    try:
+        return json.loads(body or "")
+    except ValueError as error:
+        raise Problem("MALFORMED_JSON") from error
+
+
+# The PATCH route reads its body itself (the router parses only application/json), so its
+# OpenAPI request body is declared here.
+MERGE_PATCH_BODY = {
+    "required": True,
+    "content": {
+        MERGE_PATCH_JSON: {
+            "schema": {
+                "type": "object",
+                "description": "The policy fields to change (RFC 7396); null resets one to "
+                "its default",
+            }
+        }
+    },
+}
+
+
+def _unknown_query(unknown: list[str], known: set[str]) -> Problem:
+    detail = "Unknown query parameter: " + ", ".join(unknown)
+    if known:
+        detail += f" (this endpoint takes {', '.join(sorted(known))})"
+    errors = [{"field": name, "message": "unknown query parameter"} for name in unknown]
+    return Problem("VALIDATION_FAILED", detail + ".", errors=errors)
+
+
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
-    """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500."""
+    """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500.
+    A query parameter the route does not take is refused too (400 naming it)."""
 
     @app.exception_handler(Problem)
     def _problem(error: Problem) -> Response:
@@ -71,6 +131,30 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
             errors=details,
         )
         return problem_response(problem, app.current_event.path)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(error: RequestUnsupportedContentType) -> Response:
+        # A JSON type of another kind (application/*+json) on a route that reads plain JSON.
+        kind = content_type(app.current_event.get("headers"))
+        problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind}: send application/json.")
+        return problem_response(problem, app.current_event.path)
+
+    def _known_query(
+        app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]
+    ) -> Response:
+        # A misspelt filter (?prodcut=) must not be ignored and answer everything (as Stripe).
+        # The matched route is in the resolver's context under "_route", where Powertools' own
+        # validation middleware reads it; its declared Query parameters are what it takes.
+        route = app.context.get("_route")
+        if route is not None:
+            known = {param.alias for param in route.dependant.query_params}
+            asked = app.current_event.query_string_parameters or {}
+            unknown = sorted(name for name in asked if name not in known)
+            if unknown:
+                return problem_response(_unknown_query(unknown, known), app.current_event.path)
+        return next_middleware(app)
+
+    app.use(middlewares=[_known_query])
 
     @app.not_found
     def _not_found(error: NotFoundError) -> Response:
@@ -108,6 +192,8 @@ def history_query(
     status: PaymentStatus | None,
     method: PayMethod | None,
     limit: int,
+    order_id: str | None = None,
+    buyer: str | None = None,
 ) -> HistoryQuery:
     start, end = moment(since, "from"), moment(until, "to", end_of_day=True)
     if start and end and start > end:
@@ -121,7 +207,22 @@ def history_query(
         status=status,
         method=method,
         limit=limit,
+        order_id=(order_id or "").strip(),
+        buyer=(buyer or "").strip(),
     )
+
+
+def cancellation_query(
+    since: str | None,
+    until: str | None,
+    status: CancellationStatus | None,
+    tno: str | None,
+    limit: int,
+) -> CancellationQuery:
+    start, end = moment(since, "from"), moment(until, "to", end_of_day=True)
+    if start and end and start > end:
+        raise Problem("VALIDATION_FAILED", "from must not be after to.")
+    return CancellationQuery(since=start, until=end, status=status, tno=tno or "", limit=limit)
 
 
 def to_payment(shop_id: str, body: PaymentIn, now: datetime) -> Payment:

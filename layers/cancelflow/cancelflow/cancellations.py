@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cancelflow import cursor as cursor_codec
 from cancelflow import eligibility
 from cancelflow.clock import Clock, from_utc_text, to_utc_text
 from cancelflow.eligibility import CancelAsk
@@ -123,7 +124,11 @@ def request_cancellation(
 ) -> tuple[Cancellation, bool]:
     """Accept a cancel and start its workflow. Returns (cancellation, created)."""
     if not idempotency_key:
-        raise Problem("IDEMPOTENCY_KEY_REQUIRED")
+        raise Problem(
+            "IDEMPOTENCY_KEY_REQUIRED",
+            "Send an Idempotency-Key header with every cancellation request: a retry with the "
+            "same key answers with the same cancellation instead of cancelling twice.",
+        )
     fingerprint = request.fingerprint(tno)
     replay = _replay(store, starter, shop_id, idempotency_key, fingerprint)
     if replay:
@@ -144,6 +149,9 @@ def request_cancellation(
             open_cancellation_id=payment.in_flight,
         )
     if not decision.allowed:
+        extra: dict[str, Any] = {}
+        if "ITEM_ALREADY_REMOVED" in decision.reasons:
+            extra["already_removed"] = sorted(payment.removed_items & set(request.removed_items))
         raise Problem(
             decision.reasons[0],
             reasons=[
@@ -151,6 +159,7 @@ def request_cancellation(
                 for code in decision.reasons
             ],
             policy_version=decision.policy_version,
+            **extra,
         )
     cancellation = Cancellation(
         shop_id=shop_id,
@@ -210,6 +219,50 @@ def get_cancellation(store: Store, shop_id: str, cancellation_id: str) -> Cancel
     return cancellation
 
 
+@dataclass(frozen=True)
+class CancellationQuery:
+    """Filters of a shop's cancellation list, newest first. The creation-time range is keyed
+    (and, with a tno, the payment); the status filters what the range reads."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: CancellationStatus | None = None
+    tno: str = ""
+    limit: int = 20
+
+    def scope(self, shop_id: str) -> str:
+        """What a cursor is bound to: the list, the shop and every filter (not the page size)."""
+        doc = {
+            "list": "cancellations",
+            "shop": shop_id,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "status": self.status.value if self.status else None,
+            "tno": self.tno,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CancellationPage:
+    cancellations: tuple[Cancellation, ...]  # without their journal (read one by id for it)
+    next_position: dict[str, Any] | None  # where the next page starts; None at the end
+    unreadable: int = 0  # stored records that could not be shown (logged, left out)
+
+
+def list_cancellations(
+    store: Store, shop_id: str, query: CancellationQuery, cursor: str | None, key: bytes
+) -> tuple[CancellationPage, str | None]:
+    """One page of the shop's cancellations, newest first, and the cursor to the next page."""
+    scope = query.scope(shop_id)
+    position = cursor_codec.resume(cursor, scope, key)
+    try:
+        page = store.cancellation_page(shop_id, query, position)
+    except Conflict as error:
+        raise Problem("INVALID_CURSOR") from error
+    return page, cursor_codec.following(page.next_position, scope, key)
+
+
 # --- workflow steps ------------------------------------------------------------------------
 
 
@@ -255,7 +308,8 @@ def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> di
         cancellation.refund_account,
         cancellation.removed_items,
     )
-    decision = eligibility.decide(payment, ask, store.get_policy(shop_id), now)
+    policy = store.get_policy(shop_id)
+    decision = eligibility.decide(payment, ask, policy, now)
     if not decision.allowed:
         return settle_with(
             CancellationStatus.REJECTED, *decision.reasons, policy_version=decision.policy_version
@@ -269,7 +323,11 @@ def decide(store: Store, clock: Clock, shop_id: str, cancellation_id: str) -> di
     try:
         store.reserve(decided, decision.amount)
     except InsufficientBalance:
-        return settle_with(CancellationStatus.REJECTED, "AMOUNT_EXCEEDS_BALANCE")
+        # A concurrent cancel took the balance or one of the items first: say which.
+        fresh = store.get_payment(shop_id, cancellation.tno)
+        again = eligibility.decide(fresh, ask, policy, now) if fresh else None
+        reasons = again.reasons if again and not again.allowed else ("AMOUNT_EXCEEDS_BALANCE",)
+        return settle_with(CancellationStatus.REJECTED, *reasons)
     except Conflict:
         return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": "SEND"}
     return {"next": "SEND", "amount": decision.amount}

@@ -12,6 +12,8 @@ import hmac
 import json
 from typing import Any
 
+from cancelflow.errors import Problem
+
 
 class BadCursor(ValueError):
     pass
@@ -46,3 +48,18 @@ def decode(cursor: str, scope: str, key: bytes) -> dict[str, Any]:
     if not isinstance(position, dict):
         raise BadCursor("cursor is not valid")
     return position
+
+
+def resume(cursor: str | None, scope: str, key: bytes) -> dict[str, Any] | None:
+    """Where a page starts: None for the first page; 400 INVALID_CURSOR for a bad cursor."""
+    if not cursor:
+        return None
+    try:
+        return decode(cursor, scope, key)
+    except BadCursor as error:
+        raise Problem("INVALID_CURSOR", str(error)) from error
+
+
+def following(position: dict[str, Any] | None, scope: str, key: bytes) -> str | None:
+    """The cursor to the next page, or None at the end."""
+    return encode(position, scope, key) if position else None

@@ -3,8 +3,10 @@
 The rules, in the order a decision reads them (every rule that fails is reported):
 
 1. Nothing left on the payment: ALREADY_CANCELLED, and nothing else is checked.
-2. What is asked: an amount, the removed items' price x quantity, or all that is left; more
-   than 0 and at most what is available (the balance minus what other cancels hold).
+2. What is asked: an amount, the removed items' price x quantity (one breakdown line each,
+   naming the item), or all that is left; more than 0 and at most what is available (the
+   balance minus what other cancels hold). An item an earlier cancel removed (or holds) cannot
+   be removed again: ITEM_ALREADY_REMOVED.
 3. Customer-facing rules (a request by the SHOP skips them: the shop waives its own protection):
    - SHIPPED: the goods must come back first (RETURN_REQUIRED), unless the policy allows it.
    - RETURN_REQUESTED: refund when the return arrives (RETURN_NOT_RECEIVED), §18①.
@@ -32,7 +34,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from cancelflow.clock import KST
-from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
+from cancelflow.models import BreakdownLine, Fulfillment, Payment, PaymentStatus, PayMethod
 from cancelflow.policy import ShopPolicy
 
 __all__ = ["CancelAsk", "CancelReason", "Decision", "decide", "pro_rata_refund"]
@@ -86,14 +88,14 @@ class Decision:
     allowed: bool
     amount: int = 0  # the refund (what is sent to KCP) when allowed
     reasons: tuple[str, ...] = ()  # stable reason codes (reasons.REASONS) when rejected
-    breakdown: tuple[tuple[str, int], ...] = ()  # (label code, KRW) lines summing to amount
+    breakdown: tuple[BreakdownLine, ...] = ()  # lines summing to amount
     policy_version: int = 0
 
     def __post_init__(self) -> None:
         # Money moves on this value: a contradictory decision is a bug, stop it here.
         if self.allowed:
             consistent = self.amount > 0 and not self.reasons
-            consistent = consistent and sum(v for _, v in self.breakdown) == self.amount
+            consistent = consistent and sum(line.amount for line in self.breakdown) == self.amount
         else:
             consistent = bool(self.reasons) and self.amount == 0 and not self.breakdown
         if not consistent:
@@ -117,12 +119,12 @@ def decide(payment: Payment, ask: CancelAsk, policy: ShopPolicy, now: datetime) 
             reasons.append("NON_REFUNDABLE_ITEM")
     reasons += _method_rules(payment, ask, now)
 
-    lines = [requested] if requested else []
+    lines = list(requested)
     left_the_shop = payment.fulfillment is not Fulfillment.PROCESSING
     if customer and not shop_fault and left_the_shop and policy.return_shipping_fee:
-        lines.append(("RETURN_SHIPPING_FEE", -policy.return_shipping_fee))
-    refund = sum(amount for _, amount in lines)
-    if requested and requested[1] > 0:  # only a valid, positive ask has a refund to judge
+        lines.append(BreakdownLine("RETURN_SHIPPING_FEE", -policy.return_shipping_fee))
+    refund = sum(line.amount for line in lines)
+    if requested:  # only a valid, positive ask has a refund to judge
         if refund <= 0:
             reasons.append("FEE_EXCEEDS_REFUND")  # never a negative (or zero) refund
         if payment.escrow and refund < payment.amount:
@@ -133,43 +135,50 @@ def decide(payment: Payment, ask: CancelAsk, policy: ShopPolicy, now: datetime) 
     return Decision(True, refund, breakdown=tuple(lines), policy_version=policy.version)
 
 
-def _requested(payment: Payment, ask: CancelAsk, reasons: list[str]) -> tuple[str, int] | None:
-    """The gross amount asked for, as a breakdown line; None (with a reason) when it is invalid."""
+def _requested(payment: Payment, ask: CancelAsk, reasons: list[str]) -> list[BreakdownLine]:
+    """The gross amount asked for, as breakdown lines; none (with a reason) when it is invalid."""
     if ask.removed_items:
-        total = _items_total(payment.items, ask.removed_items)
-        if total is None:
+        lines = _item_lines(payment.items, ask.removed_items)
+        if lines is None:
             reasons.append("INVALID_ITEMS")
-            return None
-        if ask.amount is not None and ask.amount != total:
+            return []
+        if not payment.removed_items.isdisjoint(ask.removed_items):
+            reasons.append("ITEM_ALREADY_REMOVED")
+            return []
+        if ask.amount is not None and ask.amount != sum(line.amount for line in lines):
             reasons.append("ITEMS_AMOUNT_MISMATCH")
-            return None
-        line = ("ITEMS", total)
+            return []
     elif ask.amount is None:
-        line = ("BALANCE", payment.available)
+        lines = [BreakdownLine("BALANCE", payment.available)]
     else:
-        line = ("REQUESTED", ask.amount)
-    if payment.available <= 0 or line[1] > payment.available:
+        lines = [BreakdownLine("REQUESTED", ask.amount)]
+    total = sum(line.amount for line in lines)
+    if payment.available <= 0 or total > payment.available:
         reasons.append("AMOUNT_EXCEEDS_BALANCE")
-        return None
-    if line[1] <= 0:
+        return []
+    if total <= 0:
         reasons.append("INVALID_AMOUNT")
-        return None
-    return line
+        return []
+    return lines
 
 
-def _items_total(items: tuple[dict[str, Any], ...], positions: tuple[int, ...]) -> int | None:
-    """Price x quantity of the named lines; None if a position is unknown or named twice."""
+def _item_lines(
+    items: tuple[dict[str, Any], ...], positions: tuple[int, ...]
+) -> list[BreakdownLine] | None:
+    """One line per named item (price x quantity); None if a position is unknown or twice."""
     if len(set(positions)) != len(positions):
         return None
-    total = 0
+    lines = []
     for position in positions:
-        if not 0 <= position < len(items):
+        if not (_is_count(position) and position < len(items)):
             return None
-        price, quantity = items[position].get("price", 0), items[position].get("quantity", 1)
+        item = items[position]
+        price, quantity = item.get("price", 0), item.get("quantity", 1)
         if not (_is_count(price) and _is_count(quantity)):
             return None
-        total += price * quantity
-    return total
+        name = str(item.get("name", ""))
+        lines.append(BreakdownLine("ITEM", price * quantity, position, name, quantity))
+    return lines
 
 
 def _fulfillment_rules(

@@ -17,7 +17,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
         400,
         "The cursor is not valid for these filters; start from the first page.",
     ),
-    "IDEMPOTENCY_KEY_REQUIRED": (400, "Send an Idempotency-Key header with every cancellation."),
+    "IDEMPOTENCY_KEY_REQUIRED": (400, "Send an Idempotency-Key header with this request."),
     "UNAUTHORIZED": (401, "Missing or unknown API key."),
     "NOT_FOUND": (404, "No such resource."),
     "PAYMENT_NOT_FOUND": (404, "No payment with this tno for your shop."),
@@ -29,7 +29,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "PAYMENT_MISMATCH": (422, "KCP does not hold this payment as described."),
     "FULFILLMENT_TRANSITION_INVALID": (422, "The payment cannot move to that fulfillment status."),
     "IDEMPOTENCY_KEY_REUSED": (422, "This Idempotency-Key was used with a different request."),
-    "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry with the same Idempotency-Key."),
+    "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry."),
     "INTERNAL_ERROR": (500, "Something went wrong on our side."),
     # Subscriptions (issue 6)
     "SUBSCRIPTION_NOT_FOUND": (404, "No subscription with this id for your shop."),

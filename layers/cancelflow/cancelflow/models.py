@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from cancelflow.gateway.port import PayMethod, RefundAccount
 
@@ -19,6 +19,7 @@ __all__ = [
     "SENT",
     "TERMINAL",
     "Attempt",
+    "BreakdownLine",
     "Cancellation",
     "CancellationStatus",
     "Fulfillment",
@@ -92,6 +93,19 @@ OPEN = frozenset(CancellationStatus) - {
 }
 
 
+class BreakdownLine(NamedTuple):
+    """One line of how a refund was reached: a label code (reasons.BREAKDOWN) and KRW.
+
+    An ITEM line names the payment's item it gives back: its position, name and quantity.
+    """
+
+    code: str
+    amount: int
+    item: int | None = None
+    name: str = ""
+    quantity: int = 0
+
+
 @dataclass(frozen=True)
 class Shop:
     shop_id: str
@@ -128,6 +142,9 @@ class Payment:
     fulfillment_at: datetime | None = None  # when the fulfillment last changed
     delivered_at: datetime | None = None  # kept through a return: the withdrawal window's start
     in_flight: str = ""  # the cancellation holding the send lock (its fate at KCP not yet known)
+    # Positions in `items` given back by a cancel that holds them or succeeded: the guard that
+    # keeps an item from being removed twice (taken with the amount, given back on failure).
+    removed_items: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         if self.balance < 0:
@@ -175,7 +192,7 @@ class Cancellation:
     requested_by: str = "CUSTOMER"  # or SHOP (e.g. out of stock): skips customer windows
     removed_items: tuple[int, ...] = ()  # positions in payment.items (an order change)
     amount: int | None = None  # decided refund, held against the payment
-    breakdown: tuple[tuple[str, int], ...] = ()  # how the refund was reached (sums to amount)
+    breakdown: tuple[BreakdownLine, ...] = ()  # how the refund was reached (sums to amount)
     policy_version: int | None = None  # the shop policy the decision used
     refund_account: RefundAccount | None = None
     execution_id: str = ""
@@ -208,6 +225,8 @@ class PaymentEffect:
     status: PaymentStatus | None = None
     expect_balance: int | None = None
     idle: bool = False  # only while no cancel holds the send lock (its balance_before stays true)
+    add_items: tuple[int, ...] = ()  # item positions that become removed
+    release_items: tuple[int, ...] = ()  # item positions given back (removable again)
 
 
 def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) -> PaymentEffect:
@@ -222,12 +241,14 @@ def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) 
     if to is CancellationStatus.SUCCEEDED:
         after = balance - amount
         status = PaymentStatus.CANCELLED if after <= 0 else PaymentStatus.PARTIALLY_CANCELLED
-        if held:
+        if held:  # its items were taken with the hold
             return PaymentEffect(-amount, 0, locked, status, balance)
-        # A correction (e.g. FAILED, but KCP had applied it): the amount leaves both balances.
-        return PaymentEffect(-amount, -amount, False, status, balance, idle=True)
+        # A correction (e.g. FAILED, but KCP had applied it): the amount leaves both balances,
+        # and its items, given back when it failed, are removed again.
+        items = cancellation.removed_items
+        return PaymentEffect(-amount, -amount, False, status, balance, idle=True, add_items=items)
     if to in HOLDING:
-        return PaymentEffect()  # still open: keep the hold and the lock
-    if held:
-        return PaymentEffect(0, amount, locked)  # refused or never applied: give it back
+        return PaymentEffect()  # still open: keep the hold, the items and the lock
+    if held:  # refused or never applied: give the amount and the items back
+        return PaymentEffect(0, amount, locked, release_items=cancellation.removed_items)
     return PaymentEffect()

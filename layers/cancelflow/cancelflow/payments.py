@@ -135,6 +135,8 @@ class HistoryQuery:
     status: PaymentStatus | None = None
     method: PayMethod | None = None
     limit: int = 20
+    order_id: str = ""  # exact
+    buyer: str = ""  # the buyer's email or name, exact
 
     def scope(self, shop_id: str) -> str:
         """What a cursor is bound to: the shop and every filter (not the page size)."""
@@ -147,6 +149,8 @@ class HistoryQuery:
             "product": self.product.casefold(),
             "status": self.status.value if self.status else None,
             "method": self.method.value if self.method else None,
+            "order_id": self.order_id,
+            "buyer": self.buyer,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -170,16 +174,12 @@ def history(
 ) -> tuple[HistoryPage, str | None]:
     """One page of the shop's payments, newest first, and the cursor to the next page."""
     scope = query.scope(shop_id)
-    try:
-        position = cursor_codec.decode(cursor, scope, key) if cursor else None
-    except cursor_codec.BadCursor as error:
-        raise Problem("INVALID_CURSOR", str(error)) from error
+    position = cursor_codec.resume(cursor, scope, key)
     try:
         page = store.history_page(shop_id, query, position)
     except Conflict as error:
         raise Problem("INVALID_CURSOR") from error
-    following = page.next_position
-    return page, cursor_codec.encode(following, scope, key) if following else None
+    return page, cursor_codec.following(page.next_position, scope, key)
 
 
 def export(store: Store, shop_id: str, query: HistoryQuery) -> Iterator[Payment]:

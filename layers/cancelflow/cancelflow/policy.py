@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -107,14 +106,7 @@ def policy_to_doc(policy: ShopPolicy) -> dict[str, Any]:
 def policy_from_doc(doc: Mapping[str, Any]) -> ShopPolicy:
     """The stored policy back; keys that are not policy fields (table keys) are ignored."""
     names = {f.name for f in fields(ShopPolicy)}
-    return validate_policy({k: _from_store(v) for k, v in doc.items() if k in names})
-
-
-def _from_store(value: Any) -> Any:
-    # DynamoDB gives numbers back as Decimal.
-    if isinstance(value, Decimal) and value == value.to_integral_value():
-        return int(value)
-    return value
+    return validate_policy({k: v for k, v in doc.items() if k in names})
 
 
 def _normal(values: dict[str, Any]) -> dict[str, Any]:

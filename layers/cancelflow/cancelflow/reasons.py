@@ -104,6 +104,12 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "The removed items are invalid: name each of the payment's items once, "
         "by position from 0.",
     },
+    "ITEM_ALREADY_REMOVED": {
+        "ko": "이미 취소된(또는 취소 처리 중인) 상품이 포함되어 있습니다. "
+        "같은 상품은 한 번만 취소할 수 있습니다.",
+        "en": "An item named was already removed by an earlier cancellation of this payment "
+        "(done or still in progress); an item can be removed only once.",
+    },
     "ITEMS_AMOUNT_MISMATCH": {
         "ko": "요청 금액이 취소할 상품 금액의 합계와 다릅니다.",
         "en": "The amount differs from the total of the removed items.",
@@ -119,7 +125,8 @@ REASONS: dict[str, dict[str, str]] = {
 BREAKDOWN: dict[str, dict[str, str]] = {
     "REQUESTED": {"ko": "요청 금액", "en": "Amount requested"},
     "BALANCE": {"ko": "취소 가능 잔액 전체", "en": "All that is left on the payment"},
-    "ITEMS": {"ko": "취소 상품 금액", "en": "Removed items"},
+    "ITEM": {"ko": "취소 상품", "en": "Removed item"},
+    "ITEMS": {"ko": "취소 상품 금액", "en": "Removed items"},  # decisions before per-item lines
     "RETURN_SHIPPING_FEE": {"ko": "반품 배송비", "en": "Return shipping fee"},
 }
 

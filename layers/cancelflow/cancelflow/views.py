@@ -6,7 +6,14 @@ from typing import Any
 
 from cancelflow.clock import to_kst_text
 from cancelflow.gateway import codes
-from cancelflow.models import OPEN, Attempt, Cancellation, CancellationStatus, Payment
+from cancelflow.models import (
+    OPEN,
+    Attempt,
+    BreakdownLine,
+    Cancellation,
+    CancellationStatus,
+    Payment,
+)
 from cancelflow.reasons import BREAKDOWN, explain
 
 
@@ -35,6 +42,7 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "buyer_email": payment.buyer_email,
         "escrow": payment.escrow,
         "items": list(payment.items),
+        "removed_items": sorted(payment.removed_items),  # by cancels done or still open
         "approved_at": _kst(payment.approved_at),
         "fulfillment": payment.fulfillment.value,
         "fulfillment_at": _kst(payment.fulfillment_at),
@@ -60,6 +68,18 @@ def attempt_view(attempt: Attempt, lang: str) -> dict[str, Any]:
     }
 
 
+def line_view(line: BreakdownLine, lang: str) -> dict[str, Any]:
+    """A decision's line; an ITEM line names the item it gives back (position, name, quantity)."""
+    view: dict[str, Any] = {
+        "code": line.code,
+        "label": BREAKDOWN.get(line.code, {}).get(lang, line.code),
+        "amount": line.amount,
+    }
+    if line.item is not None:
+        view |= {"item": line.item, "name": line.name, "quantity": line.quantity}
+    return view
+
+
 def cancellation_view(
     cancellation: Cancellation, execution_id: str, lang: str = "ko"
 ) -> dict[str, Any]:
@@ -79,14 +99,7 @@ def cancellation_view(
         "removed_items": list(c.removed_items),
         "decision": {
             "policy_version": c.policy_version,
-            "breakdown": [
-                {
-                    "code": label,
-                    "label": BREAKDOWN.get(label, {}).get(lang, label),
-                    "amount": amount,
-                }
-                for label, amount in c.breakdown
-            ],
+            "breakdown": [line_view(line, lang) for line in c.breakdown],
         },
         "refund_account": (
             {
@@ -109,3 +122,12 @@ def cancellation_view(
         "updated_at": _kst(c.updated_at),
         "execution_id": c.execution_id or execution_id,
     }
+
+
+def cancellation_list_view(
+    cancellation: Cancellation, execution_id: str, lang: str = "ko"
+) -> dict[str, Any]:
+    """A cancellation in a list: all but its journal of attempts (GET it by id for those)."""
+    view = cancellation_view(cancellation, execution_id, lang)
+    del view["attempts"]
+    return view

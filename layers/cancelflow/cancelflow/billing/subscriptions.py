@@ -255,7 +255,11 @@ def create(
 ) -> tuple[Subscription, bool]:
     """Create a subscription (idempotent on the key). Returns (subscription, created)."""
     if not idempotency_key:
-        raise Problem("IDEMPOTENCY_KEY_REQUIRED")
+        raise Problem(
+            "IDEMPOTENCY_KEY_REQUIRED",
+            "Send an Idempotency-Key header when creating a subscription: a retry with the same "
+            "key answers with the same subscription instead of creating a second one.",
+        )
     now = clock.now()
     if request.first_charge_date < schedule.today_kst(now):
         raise Problem("VALIDATION_FAILED", "first_charge_date: must be today (KST) or later")

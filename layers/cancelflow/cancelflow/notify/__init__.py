@@ -41,6 +41,7 @@ _LABELS = {
         "product": "상품",
         "order": "주문번호",
         "amount": "취소 금액",
+        "item": "취소 상품",
         "status": "처리 결과",
         "reason": "사유",
         "when": "처리 시각",
@@ -54,6 +55,7 @@ _LABELS = {
         "product": "Product",
         "order": "Order",
         "amount": "Amount cancelled",
+        "item": "Removed item",
         "status": "Outcome",
         "reason": "Reason",
         "when": "Time",
@@ -85,8 +87,13 @@ def outcome_emails(
         f"{labels['product']}: {payment.product_name}",
         f"{labels['order']}: {payment.order_id}",
         f"{labels['amount']}: {won(refunded, lang)}",
-        f"{labels['status']}: {cancellation.status.value}",
     ]
+    lines += [
+        f"{labels['item']}: {line.name} × {line.quantity} ({won(line.amount, lang)})"
+        for line in cancellation.breakdown
+        if line.item is not None
+    ]
+    lines += [f"{labels['status']}: {cancellation.status.value}"]
     lines += [
         f"{labels['reason']}: {explain(code, lang)['message']}" for code in cancellation.reasons
     ]

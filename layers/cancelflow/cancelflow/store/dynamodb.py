@@ -8,6 +8,7 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     GSI1 ShopTimeline: SHOP#{shop}#PAYMENTS / {approved_at}#{tno} (history);
                     subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
     cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
+                    GSI1 ShopTimeline (the shop's list): SHOP#{shop}#CANCELLATIONS / {created}#{id}
                     GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
                     GSI4 ToSweep (sparse): SWEEP#OPEN / {created}#{id} while open (any age),
                     SWEEP#FAILED / {updated}#{id} once FAILED; gone once SUCCEEDED or REJECTED
@@ -21,18 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from cancelflow.cancellations import CancellationPage, CancellationQuery
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
     OPEN,
     Attempt,
+    BreakdownLine,
     Cancellation,
     CancellationStatus,
     Fulfillment,
@@ -74,8 +78,25 @@ def _marshal(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: _de.deserialize(v) for k, v in item.items()}
-    return {k: int(v) if isinstance(v, Decimal) else v for k, v in out.items()}
+    """An item in plain Python: what the domain and the views get, never a Decimal."""
+    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
+
+
+def _plain(value: Any) -> Any:
+    # DynamoDB gives every number back as Decimal, at any depth (lists, maps, sets). Money and
+    # positions are integers; anything else becomes a float, which the domain refuses as a
+    # count and JSON can still show, so no stored value can make a read fail.
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {_plain(v) for v in value}
+    if isinstance(value, Binary):
+        return bytes(value)
+    return value
 
 
 def _time(text: str | None) -> datetime | None:
@@ -164,14 +185,15 @@ class DynamoStore:
         attempts: dict[str, list[Attempt]] = {}
         for item in items:
             if item["type"] == "ATTEMPT":
-                attempts.setdefault(item["cancellation_id"], []).append(_attempt_from(item))
-        return [
-            _cancellation_from(
-                item, tuple(sorted(attempts.get(item["cancellation_id"], []), key=lambda a: a.seq))
-            )
-            for item in items
-            if item["type"] == "CANCELLATION"
-        ]
+                with _readable(item, attempts.setdefault(item["cancellation_id"], [])) as found:
+                    found.append(_attempt_from(item))
+        cancellations: list[Cancellation] = []
+        for item in items:
+            if item["type"] == "CANCELLATION":
+                journal = sorted(attempts.get(item["cancellation_id"], []), key=lambda a: a.seq)
+                with _readable(item, cancellations) as found:
+                    found.append(_cancellation_from(item, tuple(journal)))
+        return cancellations
 
     def history_page(
         self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None
@@ -201,6 +223,12 @@ class DynamoStore:
             filters.append("#method = :method")
             names["#method"] = "method"
             values[":method"] = query.method.value
+        if query.order_id:
+            filters.append("order_id = :order")
+            values[":order"] = query.order_id
+        if query.buyer:
+            filters.append("(buyer_email = :buyer OR buyer_name = :buyer)")
+            values[":buyer"] = query.buyer
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "ShopTimeline",
@@ -215,9 +243,24 @@ class DynamoStore:
             kwargs["FilterExpression"] = " AND ".join(filters)
         if names:
             kwargs["ExpressionAttributeNames"] = names
+        return _history(*self._query_page(kwargs, query.limit, _GSI1_KEY, position))
+
+    def _query_page(
+        self,
+        kwargs: dict[str, Any],
+        limit: int,
+        key: tuple[str, ...],
+        position: dict[str, Any] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int, float, int]:
+        """Up to `limit` raw rows of one index Query, newest first, within the read budget:
+        (rows, where the next page starts or None, requests, read units, items read).
+
+        A position resumes only inside the Query's own partition (Conflict otherwise).
+        """
         if position:
-            if position.get("GSI1PK") != partition:  # a cursor only ever resumes in this shop
-                raise Conflict("position outside this shop's history")
+            partition = kwargs["ExpressionAttributeValues"][":pk"]["S"]
+            if position.get(key[2]) != partition:  # a cursor only ever resumes in this shop
+                raise Conflict("position outside this shop's partition")
             kwargs["ExclusiveStartKey"] = _marshal(position)
         found: list[dict[str, Any]] = []
         requests, units, read = 0, 0.0, 0
@@ -230,16 +273,53 @@ class DynamoStore:
             more = "LastEvaluatedKey" in page
             for n, raw in enumerate(rows):
                 found.append(raw)
-                if len(found) == query.limit:
+                if len(found) == limit:
                     last = n == len(rows) - 1 and not more
-                    following = None if last else {k: _de.deserialize(raw[k]) for k in _GSI1_KEY}
-                    return _history(found, following, requests, units, read)
+                    following = None if last else {k: _de.deserialize(raw[k]) for k in key}
+                    return found, following, requests, units, read
             if not more:
-                return _history(found, None, requests, units, read)
+                return found, None, requests, units, read
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         # Budget spent on a selective filter: a short page, and where to go on from.
         following = {k: _de.deserialize(v) for k, v in kwargs["ExclusiveStartKey"].items()}
-        return _history(found, following, requests, units, read)
+        return found, following, requests, units, read
+
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """Newest first by creation time: a payment's (ByPayment) when a tno is given, else the
+        shop's (ShopTimeline); the status is a filter, read within the same budget."""
+        low = to_utc_text(query.since, precise=True) if query.since else "0"
+        high = "~"
+        if query.until:
+            high = to_utc_text(query.until.replace(microsecond=999999), precise=True) + "#~"
+        if query.tno:
+            index, key = "ByPayment", _GSI2_KEY
+            partition, low, high = f"SHOP#{shop_id}#PAY#{query.tno}", f"CNL#{low}", f"CNL#{high}"
+        else:
+            index, key, partition = "ShopTimeline", _GSI1_KEY, f"SHOP#{shop_id}#CANCELLATIONS"
+        values: dict[str, Any] = {":pk": partition, ":low": low, ":high": high}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{key[2]} = :pk AND {key[3]} BETWEEN :low AND :high",
+            "ScanIndexForward": False,
+            "ReturnConsumedCapacity": "TOTAL",
+            "Limit": query.limit,
+        }
+        if query.status:
+            kwargs["FilterExpression"] = "#st = :status"
+            kwargs["ExpressionAttributeNames"] = {"#st": "status"}
+            values[":status"] = query.status.value
+            kwargs["Limit"] = min(HISTORY_READ_MAX, query.limit * 10)
+        kwargs["ExpressionAttributeValues"] = _marshal(values)
+        rows, following, *_ = self._query_page(kwargs, query.limit, key, position)
+        found: list[Cancellation] = []
+        for raw in rows:
+            item = _unmarshal(raw)
+            with _readable(item, found):
+                found.append(_cancellation_from(item, ()))
+        return CancellationPage(tuple(found), following, len(rows) - len(found))
 
     def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
         """(shop, tno) of every payment with an open cancel, or one FAILED since then."""
@@ -320,12 +400,19 @@ class DynamoStore:
             raise
 
     def reserve(self, cancellation: Cancellation, amount: int) -> None:
-        """REQUESTED -> RESERVED with the decision (amount, breakdown, policy version)."""
+        """REQUESTED -> RESERVED with the decision (amount, breakdown, policy version); the
+        payment's available balance lowered and the removed items taken, if still free."""
         now = to_utc_text(cancellation.updated_at)
         decision = {
-            ":breakdown": [[label, value] for label, value in cancellation.breakdown],
+            ":breakdown": [_line_doc(line) for line in cancellation.breakdown],
             ":policy": cancellation.policy_version,
         }
+        take, free, items = "", "", cancellation.removed_items
+        item_values: dict[str, Any] = {}
+        if items:
+            take = " ADD removed_items :items"
+            free = "".join(f" AND NOT contains(removed_items, :i{n})" for n in range(len(items)))
+            item_values = {":items": set(items)} | {f":i{n}": i for n, i in enumerate(items)}
         try:
             self._db.transact_write_items(
                 TransactItems=[
@@ -340,9 +427,9 @@ class DynamoStore:
                     ),
                     self._update(
                         _payment_key(cancellation.shop_id, cancellation.tno),
-                        "SET available = available - :amt",
-                        "available >= :amt",
-                        {":amt": amount},
+                        "SET available = available - :amt" + take,
+                        "available >= :amt" + free,
+                        {":amt": amount} | item_values,
                     ),
                 ]
             )
@@ -446,6 +533,12 @@ class DynamoStore:
         expression = ("SET " + ", ".join(sets) if sets else "") + (
             " REMOVE in_flight" if effect.release_lock else ""
         )
+        if effect.add_items:
+            expression += " ADD removed_items :add_items"
+            values[":add_items"] = set(effect.add_items)
+        if effect.release_items:
+            expression += " DELETE removed_items :release_items"
+            values[":release_items"] = set(effect.release_items)
         if expression:
             items.append(
                 self._update(
@@ -546,7 +639,17 @@ class DynamoStore:
 
 HISTORY_READ_BUDGET = 8  # DynamoDB requests one history page may cost at most
 HISTORY_READ_MAX = 1000  # items read per request when filters cannot be keyed
-_GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")
+_GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")  # a page position on ShopTimeline
+_GSI2_KEY = ("PK", "SK", "GSI2PK", "GSI2SK")  # and on ByPayment
+
+
+@contextmanager
+def _readable(item: Mapping[str, Any], found: list[Any]) -> Iterator[list[Any]]:
+    """Leave out (and log) a record that cannot be read: one bad record must not fail a list."""
+    try:
+        yield found
+    except (KeyError, ValueError, TypeError) as error:
+        log.warning("unreadable record %s %s: %r", item.get("PK"), item.get("SK"), error)
 
 
 def _history(
@@ -610,6 +713,7 @@ def _payment_item(p: Payment) -> dict[str, Any]:
         "fulfillment": p.fulfillment.value,
         "fulfillment_at": _text(p.fulfillment_at),
         "delivered_at": _text(p.delivered_at),
+        "removed_items": set(p.removed_items) or None,  # a number set (never empty in DynamoDB)
     }
 
 
@@ -627,7 +731,7 @@ def _payment_from(i: dict[str, Any]) -> Payment:
         registered_at=from_utc_text(i["registered_at"]),
         tax_free_amount=i.get("tax_free_amount", 0),
         escrow=i.get("escrow", False),
-        items=tuple(_plain(x) for x in i.get("items", [])),
+        items=tuple(i.get("items", [])),
         balance=i["balance"],
         available=i["available"],
         status=PaymentStatus(i["status"]),
@@ -635,17 +739,8 @@ def _payment_from(i: dict[str, Any]) -> Payment:
         fulfillment_at=_time(i.get("fulfillment_at")),
         delivered_at=_time(i.get("delivered_at")),
         in_flight=i.get("in_flight", ""),
+        removed_items=frozenset(i.get("removed_items", ())),
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
@@ -665,6 +760,8 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
         _cancellation_key(c.shop_id, c.cancellation_id)
         | _sweep_keys(c, created)
         | {
+            "GSI1PK": f"SHOP#{c.shop_id}#CANCELLATIONS",  # the shop's list, newest first
+            "GSI1SK": f"{created}#{c.cancellation_id}",
             "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
             "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
             "type": "CANCELLATION",
@@ -680,7 +777,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "requested_by": c.requested_by,
             "removed_items": list(c.removed_items),
             "amount": c.amount,
-            "breakdown": [[label, amount] for label, amount in c.breakdown],
+            "breakdown": [_line_doc(line) for line in c.breakdown],
             "policy_version": c.policy_version,
             "refund_account": (
                 {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
@@ -713,9 +810,9 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         updated_at=from_utc_text(i["updated_at"]),
         requested_amount=i.get("requested_amount"),
         requested_by=i.get("requested_by", "CUSTOMER"),
-        removed_items=tuple(i.get("removed_items", [])),
+        removed_items=tuple(int(n) for n in i.get("removed_items", [])),
         amount=i.get("amount"),
-        breakdown=tuple((str(label), int(amount)) for label, amount in i.get("breakdown", [])),
+        breakdown=tuple(_line_from(line) for line in i.get("breakdown", [])),
         policy_version=i.get("policy_version"),
         refund_account=RefundAccount(**account) if account else None,
         execution_id=i.get("execution_id", ""),
@@ -729,6 +826,20 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         confirmed_by=i.get("confirmed_by", ""),
         corrected_from=i.get("corrected_from", ""),
     )
+
+
+def _line_doc(line: BreakdownLine) -> list[Any]:
+    if line.item is None:
+        return [line.code, line.amount]
+    return [line.code, line.amount, line.item, line.name, line.quantity]
+
+
+def _line_from(doc: list[Any]) -> BreakdownLine:
+    code, amount, *item = doc  # [code, amount] or an ITEM line's [.., item, name, quantity]
+    if not item:
+        return BreakdownLine(str(code), int(amount))
+    position, name, quantity = item
+    return BreakdownLine(str(code), int(amount), int(position), str(name), int(quantity))
 
 
 def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from cancelflow.models import (
 )
 from cancelflow.policy import ShopPolicy
 
-if TYPE_CHECKING:  # payments imports this module
+if TYPE_CHECKING:  # payments and cancellations import this module
+    from cancelflow.cancellations import CancellationPage, CancellationQuery
     from cancelflow.payments import HistoryPage, HistoryQuery
 
 
@@ -55,6 +56,14 @@ class Store(Protocol):
         ...
 
     def payment_cancellations(self, shop_id: str, tno: str) -> list[Cancellation]: ...
+
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """A page of the shop's cancellations, newest first, by Query with bounded reads.
+
+        Conflict for a position outside this shop's list."""
+        ...
 
     def set_fulfillment(self, payment: Payment, changed: Payment) -> None:
         """Conflict if the stored fulfillment is no longer payment.fulfillment."""
