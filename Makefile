@@ -73,6 +73,10 @@ build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (ar
 bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` stack (DATE=YYYY-MM-DD, default today KST; TPS= a lower KCP rate)
 	$(BIN)/python -m local.bill $(if $(DATE),--date $(DATE)) $(if $(TPS),--tps $(TPS))
 
+.PHONY: sweep
+sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make run` stack and correct what its balance proves
+	$(BIN)/python -m local.sweep
+
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi

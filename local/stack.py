@@ -107,7 +107,6 @@ class LocalStack:
                 "KcpBaseUrl": sandbox_url,
                 "ReconcileWaitSeconds": "1",
                 "ReconcileMaxTries": "3",
-                "ReconcileSettleSeconds": "2",
                 "KcpReadTimeoutSeconds": "3",
             }
             | self.parameter_overrides

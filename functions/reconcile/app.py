@@ -18,5 +18,4 @@ def handler(event: dict, context: object) -> dict:
         event["cancellation_id"],
         tries=int(event["tries"]),
         max_tries=int(event["max_tries"]),
-        settle_seconds=int(event["settle_seconds"]),
     )

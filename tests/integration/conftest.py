@@ -126,6 +126,11 @@ class ShopClient:
             headers,
         )
 
+    def payment(self, tno: str) -> dict[str, Any]:
+        answer = http("GET", f"{self.url}/v1/payments/{tno}", headers=self.auth)
+        assert answer.status == 200, answer.body
+        return answer.body
+
     def cancellation(self, cancellation_id: str) -> Answer:
         return http("GET", f"{self.url}/v1/cancellations/{cancellation_id}", headers=self.auth)
 
@@ -148,7 +153,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         parameters={
             "ReconcileWaitSeconds": "1",
             "ReconcileMaxTries": "4",
-            "ReconcileSettleSeconds": "2",
             "KcpReadTimeoutSeconds": "3",  # loaded CI machines answer slowly
             "BillingKcpTps": "100",  # the sandbox's allowance: billing tests need no pacing
         },

@@ -95,3 +95,24 @@ def test_registering_the_same_payment_twice_is_idempotent_but_other_facts_confli
     conflict = shop.register(payment | {"amount": 1000})
     assert conflict.status == 409
     assert conflict.code == "PAYMENT_CONFLICT"
+
+
+def test_a_step_that_crashes_fails_the_execution_and_leaves_the_cancel_open_and_unannounced(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, monkeypatch
+) -> None:
+    from cancelflow.store.dynamodb import DynamoStore
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in Decide")
+
+    monkeypatch.setattr(DynamoStore, "reserve", crash)  # the handlers run in this process
+    accepted = shop.cancel(paid["tno"]).body
+
+    execution = stack.wait_for_execution(accepted["execution_id"])
+
+    # Not a success with FAILED inside: the execution fails, so the alarm fires and a redrive
+    # resumes at Decide; the cancel stays as it was (nothing sent), and nobody is told otherwise.
+    assert execution["status"] == "FAILED"
+    assert shop.cancellation(accepted["cancellation_id"]).body["status"] == "REQUESTED"
+    assert sandbox.calls(paid["tno"]) == []
+    assert [m for m in stack.mail.messages() if accepted["cancellation_id"] in m] == []

@@ -1,9 +1,22 @@
 """The cancel use cases: accept a request (API), then the workflow's steps.
 
 Each workflow step returns a small dict that the state machine routes on (`next`):
-SEND, RECONCILE, WAIT or SETTLE (with a `verdict`). Every step is safe to run twice.
-The one rule that keeps refunds single: once a cancel may have reached KCP, it is never
-sent again; its fate is settled by inquiry, or by an operator.
+SEND, RECONCILE, WAIT or SETTLE (with a `verdict`). Every step is safe to run twice: it
+reads the stored status first and routes on it, and every write is conditional on it.
+
+Why no refund is made twice and none is reported as not made:
+
+- Once a cancel may have reached KCP (journaled, then SENDING), it is never sent again. There
+  is no resend path, so nothing rests on KCP refusing a stale `rem_mny` (unconfirmed).
+- One cancel per payment is at KCP at a time (the send lock), so KCP's balance before it is
+  known, and an inquiry can tell "applied" (balance lowered by the amount) from "not yet".
+- Only definitive signals close a cancel: KCP's well-formed answer (SUCCEEDED or DECLINED),
+  "never sent" (the client refused it, or could not connect), a balance lowered by exactly the
+  amount, or an operator. An unchanged balance is *not* one: KCP may apply a cancel long after
+  it was sent (a late answer). Such a cancel ends its execution NEEDS_REVIEW, still open: the
+  amount held and the lock kept, shown to the shop as pending, re-inquired by the sweep
+  (cancelflow.sweep) for as long as it stays open, and closed by it, by KCP's notification or
+  by an operator. A customer is told "we are checking", never "not refunded".
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from cancelflow.models import (
     Cancellation,
     CancellationStatus,
     RefundAccount,
+    effect_of,
 )
 from cancelflow.reasons import explain
 from cancelflow.store.port import Conflict, InsufficientBalance, Store
@@ -337,12 +351,11 @@ def reconcile(
     cancellation_id: str,
     tries: int,
     max_tries: int,
-    settle_seconds: int = 30,
 ) -> dict[str, Any]:
     """Ask KCP whether a cancel of unknown fate was applied, by its balance. Never resend.
 
-    KCP's balance moved by the amount: applied. Unchanged: maybe still in flight, so "not
-    applied" only once `settle_seconds` have passed since it was sent; before that, ask again.
+    Lowered by the amount: SUCCEEDED. Unchanged: not applied *yet* (KCP may still apply it), so
+    ask again, and after `max_tries` leave it open (NEEDS_REVIEW, hold kept) for the sweep.
     """
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status is CancellationStatus.RESERVED:
@@ -363,28 +376,33 @@ def reconcile(
     except Exception as error:
         answer = InquiryAnswer(Outcome.UNKNOWN, detail=type(error).__name__)
     store.journal(cancellation, _completed(attempt, answer, clock))
-    before = cancellation.balance_before
-    expected_after = (before or 0) - (cancellation.amount or 0)
-    if answer.outcome is Outcome.SUCCEEDED and before is not None:
-        if answer.remaining_balance == expected_after:
-            return settle_with(
-                CancellationStatus.SUCCEEDED,
-                res_cd=answer.res_cd,
-                res_msg=answer.res_msg,
-                cancelled_at=to_utc_text(clock.now()),
-                confirmed_by="INQUIRY",
-            )
-        if answer.remaining_balance == before:
-            sent_at = max(a.sent_at for a in cancellation.attempts if a.kind == "CANCEL")
-            if clock.now() - sent_at >= timedelta(seconds=settle_seconds):
-                return settle_with(CancellationStatus.FAILED, "NOT_APPLIED")
-            if last:
-                return settle_with(CancellationStatus.NEEDS_REVIEW, "NOT_CONFIRMED")
-            return {"next": "WAIT", "tries": tries}
-        return settle_with(CancellationStatus.NEEDS_REVIEW, "BALANCE_MISMATCH")
+    verdict = judge_inquiry(cancellation, answer, clock)
+    if verdict is not None:
+        return verdict
     if last:
-        return settle_with(CancellationStatus.NEEDS_REVIEW, "INQUIRY_FAILED")
+        reason = "NOT_CONFIRMED" if answer.outcome is Outcome.SUCCEEDED else "INQUIRY_FAILED"
+        return settle_with(CancellationStatus.NEEDS_REVIEW, reason)
     return {"next": "WAIT", "tries": tries}
+
+
+def judge_inquiry(
+    cancellation: Cancellation, answer: InquiryAnswer, clock: Clock
+) -> dict[str, Any] | None:
+    """What KCP's balance proves about a sent cancel, or None while it proves nothing."""
+    before = cancellation.balance_before
+    if answer.outcome is not Outcome.SUCCEEDED or before is None:
+        return None
+    if answer.remaining_balance == before - (cancellation.amount or 0):
+        return settle_with(
+            CancellationStatus.SUCCEEDED,
+            res_cd=answer.res_cd,
+            res_msg=answer.res_msg,
+            cancelled_at=to_utc_text(clock.now()),
+            confirmed_by="INQUIRY",
+        )
+    if answer.remaining_balance == before:
+        return None  # not applied *yet*: only a definitive signal may say "never"
+    return settle_with(CancellationStatus.NEEDS_REVIEW, "BALANCE_MISMATCH")
 
 
 def settle(
@@ -398,25 +416,37 @@ def settle(
     """Write the terminal outcome and its effect on the payment. A settled one stays as is."""
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status not in TERMINAL:
-        cancelled_at = verdict.get("cancelled_at")
-        outcome = cancellation.with_status(
-            CancellationStatus(verdict["status"]),
-            reasons=tuple(verdict.get("reasons", ())),
-            res_cd=verdict.get("res_cd", cancellation.res_cd),
-            res_msg=verdict.get("res_msg", cancellation.res_msg),
-            cancelled_at=from_utc_text(cancelled_at) if cancelled_at else None,
-            partial_seq=verdict.get("partial_seq", ""),
-            policy_version=verdict.get("policy_version", cancellation.policy_version),
-            execution_id=execution_id or cancellation.execution_id,
-            updated_at=clock.now(),
-        )
+        outcome = _outcome(cancellation, verdict, clock)
+        outcome = replace(outcome, execution_id=execution_id or cancellation.execution_id)
+        # KCP's balance before this cancel: known once sent (under the lock), unused before.
+        balance = cancellation.balance_before or 0
         try:
-            store.settle(cancellation, outcome)
+            store.settle(cancellation, outcome, effect_of(cancellation, outcome.status, balance))
         except Conflict:
-            pass  # settled by an earlier run of this step
+            pass  # settled by an earlier run of this step, or by the sweep: read it again
         cancellation = _load(store, shop_id, cancellation_id)
+        if cancellation.status not in TERMINAL:  # the payment moved under it: fail, visibly
+            raise Conflict(f"cancellation {cancellation_id} could not be settled")
     return {
         "cancellation_id": cancellation_id,
         "status": cancellation.status.value,
         "reasons": list(cancellation.reasons),
     }
+
+
+def _outcome(cancellation: Cancellation, verdict: dict[str, Any], clock: Clock) -> Cancellation:
+    cancelled_at = verdict.get("cancelled_at")
+    status = CancellationStatus(verdict["status"])
+    return cancellation.with_status(
+        status,
+        reasons=tuple(verdict.get("reasons", ())),
+        res_cd=verdict.get("res_cd", cancellation.res_cd),
+        res_msg=verdict.get("res_msg", cancellation.res_msg),
+        cancelled_at=from_utc_text(cancelled_at) if cancelled_at else None,
+        partial_seq=verdict.get("partial_seq", ""),
+        policy_version=verdict.get("policy_version", cancellation.policy_version),
+        confirmed_by=verdict.get(
+            "confirmed_by", "ANSWER" if status is CancellationStatus.SUCCEEDED else ""
+        ),
+        updated_at=clock.now(),
+    )

@@ -14,6 +14,9 @@ from typing import Any
 from cancelflow.gateway.port import PayMethod, RefundAccount
 
 __all__ = [
+    "HOLDING",
+    "OPEN",
+    "SENT",
     "TERMINAL",
     "Attempt",
     "Cancellation",
@@ -49,9 +52,11 @@ class CancellationStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     REJECTED = "REJECTED"  # not eligible; nothing was sent
     FAILED = "FAILED"  # KCP refused, or nothing was applied; the hold is released
-    NEEDS_REVIEW = "NEEDS_REVIEW"  # money may have moved; an operator decides
+    NEEDS_REVIEW = "NEEDS_REVIEW"  # KCP's answer is not known: still open, hold and lock kept
 
 
+# The workflow's ends. NEEDS_REVIEW ends an execution but not the cancel: it stays open, its
+# amount held, until the sweep or an operator sees a definitive signal (OPEN below).
 TERMINAL = frozenset(
     {
         CancellationStatus.SUCCEEDED,
@@ -60,6 +65,31 @@ TERMINAL = frozenset(
         CancellationStatus.NEEDS_REVIEW,
     }
 )
+
+
+# The amount is held against the payment's available balance.
+HOLDING = frozenset(
+    {
+        CancellationStatus.RESERVED,
+        CancellationStatus.SENDING,
+        CancellationStatus.RECONCILING,
+        CancellationStatus.NEEDS_REVIEW,
+    }
+)
+# The cancel may have reached KCP: it holds the payment's send lock until its fate is known.
+SENT = frozenset(
+    {
+        CancellationStatus.SENDING,
+        CancellationStatus.RECONCILING,
+        CancellationStatus.NEEDS_REVIEW,
+    }
+)
+# Not settled: the outcome is not known yet (the shop sees it as pending).
+OPEN = frozenset(CancellationStatus) - {
+    CancellationStatus.SUCCEEDED,
+    CancellationStatus.REJECTED,
+    CancellationStatus.FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,7 @@ class Payment:
     fulfillment: Fulfillment = Fulfillment.PROCESSING
     fulfillment_at: datetime | None = None  # when the fulfillment last changed
     delivered_at: datetime | None = None  # kept through a return: the withdrawal window's start
+    in_flight: str = ""  # the cancellation holding the send lock (its fate at KCP not yet known)
 
     def __post_init__(self) -> None:
         if self.balance < 0:
@@ -155,6 +186,48 @@ class Cancellation:
     partial_seq: str = ""
     balance_before: int | None = None  # KCP balance when sent, for reconciliation
     attempts: tuple[Attempt, ...] = field(default=())
+    confirmed_by: str = ""  # how a SUCCEEDED was known: ANSWER, INQUIRY or SWEEP
+    corrected_from: str = ""  # the status a sweep corrected (the customer was told it first)
 
     def with_status(self, status: CancellationStatus, **changes: Any) -> Cancellation:
         return replace(self, status=status, **changes)
+
+
+@dataclass(frozen=True)
+class PaymentEffect:
+    """What a cancellation's change of status does to its payment; the store only executes it.
+
+    balance/available are deltas. `release_lock` frees the send lock (the store checks it is
+    this cancellation's); `status` is the payment's status after; `expect_balance`, when set,
+    makes the write conditional on the balance the decision was made from.
+    """
+
+    balance: int = 0
+    available: int = 0
+    release_lock: bool = False
+    status: PaymentStatus | None = None
+    expect_balance: int | None = None
+    idle: bool = False  # only while no cancel holds the send lock (its balance_before stays true)
+
+
+def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) -> PaymentEffect:
+    """The one money rule: the held amount leaves the balance on success, is given back on a
+    definitive failure, and stays held while KCP's answer is unknown.
+
+    `balance` is the payment's balance the change is decided from (KCP's, before this cancel).
+    """
+    amount = cancellation.amount or 0
+    held = cancellation.status in HOLDING
+    locked = cancellation.status in SENT
+    if to is CancellationStatus.SUCCEEDED:
+        after = balance - amount
+        status = PaymentStatus.CANCELLED if after <= 0 else PaymentStatus.PARTIALLY_CANCELLED
+        if held:
+            return PaymentEffect(-amount, 0, locked, status, balance)
+        # A correction (e.g. FAILED, but KCP had applied it): the amount leaves both balances.
+        return PaymentEffect(-amount, -amount, False, status, balance, idle=True)
+    if to in HOLDING:
+        return PaymentEffect()  # still open: keep the hold and the lock
+    if held:
+        return PaymentEffect(0, amount, locked)  # refused or never applied: give it back
+    return PaymentEffect()

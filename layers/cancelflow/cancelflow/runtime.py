@@ -64,7 +64,6 @@ def workflow_config() -> dict[str, int]:
     return {
         "reconcile_wait_seconds": int(setting("RECONCILE_WAIT_SECONDS", "5")),
         "reconcile_max_tries": int(setting("RECONCILE_MAX_TRIES", "3")),
-        "reconcile_settle_seconds": int(setting("RECONCILE_SETTLE_SECONDS", "30")),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from cancelflow.clock import to_kst_text
 from cancelflow.gateway import codes
-from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment
+from cancelflow.models import OPEN, Attempt, Cancellation, CancellationStatus, Payment
 from cancelflow.reasons import BREAKDOWN, explain
 
 
@@ -99,6 +99,10 @@ def cancellation_view(
         ),
         "gateway": _gateway_view(c.res_cd, c.res_msg, lang),
         "cancelled_at": _kst(c.cancelled_at),
+        # Until KCP's answer is known the cancel is pending, its amount held (NEEDS_REVIEW too).
+        "settled": c.status not in OPEN,
+        "confirmed_by": c.confirmed_by or None,
+        "corrected_from": c.corrected_from or None,
         "partial_seq": c.partial_seq or None,
         "attempts": [attempt_view(a, lang) for a in c.attempts],
         "created_at": _kst(c.created_at),

@@ -48,6 +48,7 @@ _LABELS = {
         "balance": "남은 결제 금액",
         "footer": "문의는 {shop}({email})로 연락해 주세요.",
         "shop_intro": "고객 결제의 취소 처리 결과입니다.",
+        "corrected": "앞서 안내드린 결과를 정정합니다. KCP 확인 결과 취소가 완료되었습니다.",
     },
     "en": {
         "product": "Product",
@@ -60,6 +61,7 @@ _LABELS = {
         "balance": "Remaining paid amount",
         "footer": "Questions? Contact {shop} ({email}).",
         "shop_intro": "The outcome of a cancellation of a customer's payment.",
+        "corrected": "This corrects our earlier message: KCP confirms the cancel was made.",
     },
 }
 
@@ -78,7 +80,8 @@ def outcome_emails(
     refunded = (
         (cancellation.amount or 0) if cancellation.status is CancellationStatus.SUCCEEDED else 0
     )
-    lines = [
+    lines = [labels["corrected"], ""] if cancellation.corrected_from else []
+    lines += [
         f"{labels['product']}: {payment.product_name}",
         f"{labels['order']}: {payment.order_id}",
         f"{labels['amount']}: {won(refunded, lang)}",

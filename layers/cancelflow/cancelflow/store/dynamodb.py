@@ -9,6 +9,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
     cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
                     GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
+                    GSI4 ToSweep (sparse): SWEEP#OPEN / {created}#{id} while open (any age),
+                    SWEEP#FAILED / {updated}#{id} once FAILED; gone once SUCCEEDED or REJECTED
     attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
     idempotency     PK SHOP#{shop}#IDEM#{sha256}   SK IDEMPOTENCY     (TTL: expires_at)
     subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
@@ -28,11 +30,13 @@ from botocore.exceptions import ClientError
 
 from cancelflow.clock import from_utc_text, to_utc_text
 from cancelflow.models import (
+    OPEN,
     Attempt,
     Cancellation,
     CancellationStatus,
     Fulfillment,
     Payment,
+    PaymentEffect,
     PaymentStatus,
     PayMethod,
     RefundAccount,
@@ -235,6 +239,26 @@ class DynamoStore:
         following = {k: _de.deserialize(v) for k, v in kwargs["ExclusiveStartKey"].items()}
         return _history(found, following, requests, units, read)
 
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        """(shop, tno) of every payment with an open cancel, or one FAILED since then."""
+        found: dict[tuple[str, str], None] = {}
+        for partition, low in (("SWEEP#OPEN", "0"), ("SWEEP#FAILED", to_utc_text(failed_since))):
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "ToSweep",
+                "KeyConditionExpression": "GSI4PK = :pk AND GSI4SK >= :low",
+                "ExpressionAttributeValues": _marshal({":pk": partition, ":low": low}),
+            }
+            while True:
+                page = self._db.query(**kwargs)
+                for raw in page["Items"]:
+                    item = _unmarshal(raw)
+                    found[(item["shop_id"], item["tno"])] = None
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return list(found)
+
     # --- setup (seeding a shop; the product has no sign-up flow yet) ------------------
 
     def put_shop(self, shop: Shop, api_keys: list[str]) -> None:
@@ -388,50 +412,51 @@ class DynamoStore:
                 raise Conflict("cancellation is already terminal") from e
             raise
 
-    def settle(self, cancellation: Cancellation, outcome: Cancellation) -> None:
+    def settle(
+        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+    ) -> None:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
-        items = [self._put(_cancellation_item(outcome), "NOT #st IN (:s1, :s2, :s3, :s4)")]
+        items = [self._put(_cancellation_item(outcome), "#st = :from")]
         items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
-        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(_terminal_values())
-        held = cancellation.amount or 0
-        reserved = cancellation.status in (
-            CancellationStatus.RESERVED,
-            CancellationStatus.SENDING,
-            CancellationStatus.RECONCILING,
+        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(
+            {":from": cancellation.status.value}
         )
-        sent = cancellation.status in (CancellationStatus.SENDING, CancellationStatus.RECONCILING)
-        payment_key = _payment_key(shop, cancellation.tno)
-        lock = "REMOVE in_flight" if sent else ""
-        cond_lock = "in_flight = :cid" if sent else "attribute_exists(PK)"
-        lock_values = {":cid": cid} if sent else {}
-        if outcome.status is CancellationStatus.SUCCEEDED:
-            # KCP confirmed: the held amount leaves the balance for good.
+        sets, conditions = [], ["attribute_exists(PK)"]
+        values: dict[str, Any] = {}
+        if effect.balance:
+            sets.append("balance = balance + :dbal")
+            values[":dbal"] = effect.balance
+        if effect.available:
+            sets.append("available = available + :davail")
+            values[":davail"] = effect.available
+        if effect.status is not None:
+            sets.append("#st = :pstatus")
+            values[":pstatus"] = effect.status.value
+        if effect.expect_balance is not None:
+            conditions.append("balance = :seen")
+            values[":seen"] = effect.expect_balance
+        if effect.idle:
+            conditions.append("attribute_not_exists(in_flight)")
+        if effect.release_lock:
+            conditions.append("in_flight = :cid")
+            values[":cid"] = cid
+        expression = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE in_flight" if effect.release_lock else ""
+        )
+        if expression:
             items.append(
                 self._update(
-                    payment_key,
-                    ("SET balance = balance - :amt, #st = :pstatus " + lock).strip(),
-                    cond_lock,
-                    {":amt": held, ":pstatus": _payment_status_after(cancellation, held)}
-                    | lock_values,
-                )
-            )
-        elif outcome.status is CancellationStatus.NEEDS_REVIEW:
-            pass  # money may have moved: keep the hold and the lock until an operator decides
-        elif reserved:
-            # Refused or never applied: give the held amount back.
-            items.append(
-                self._update(
-                    payment_key,
-                    ("SET available = available + :amt " + lock).strip(),
-                    cond_lock,
-                    {":amt": held} | lock_values,
+                    _payment_key(shop, cancellation.tno),
+                    expression.strip(),
+                    " AND ".join(conditions),
+                    values,
                 )
             )
         try:
             self._db.transact_write_items(TransactItems=items)
         except ClientError as e:
             if _code(e) == "TransactionCanceledException":
-                raise Conflict("cancellation already settled") from e
+                raise Conflict("cancellation or payment changed meanwhile") from e
             raise
 
     def get_policy(self, shop_id: str) -> ShopPolicy:
@@ -532,15 +557,6 @@ def _history(
     return HistoryPage(payments, following, requests, units, read)
 
 
-def _payment_status_after(cancellation: Cancellation, amount: int) -> str:
-    before = cancellation.balance_before or 0
-    return (
-        PaymentStatus.CANCELLED.value
-        if before - amount <= 0
-        else PaymentStatus.PARTIALLY_CANCELLED.value
-    )
-
-
 def _terminal_values() -> dict[str, str]:
     return {":s1": "SUCCEEDED", ":s2": "REJECTED", ":s3": "FAILED", ":s4": "NEEDS_REVIEW"}
 
@@ -608,6 +624,7 @@ def _payment_from(i: dict[str, Any]) -> Payment:
         fulfillment=Fulfillment(i.get("fulfillment", "PROCESSING")),
         fulfillment_at=_time(i.get("fulfillment_at")),
         delivered_at=_time(i.get("delivered_at")),
+        in_flight=i.get("in_flight", ""),
     )
 
 
@@ -621,40 +638,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
+    """Where the sweep finds a cancellation: open ones always, FAILED ones by when they failed."""
+    if c.status in OPEN:
+        return {"GSI4PK": "SWEEP#OPEN", "GSI4SK": f"{created}#{c.cancellation_id}"}
+    if c.status is CancellationStatus.FAILED:
+        updated = to_utc_text(c.updated_at, precise=True)
+        return {"GSI4PK": "SWEEP#FAILED", "GSI4SK": f"{updated}#{c.cancellation_id}"}
+    return {}
+
+
 def _cancellation_item(c: Cancellation) -> dict[str, Any]:
     created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
-    return _cancellation_key(c.shop_id, c.cancellation_id) | {
-        "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
-        "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
-        "type": "CANCELLATION",
-        "shop_id": c.shop_id,
-        "cancellation_id": c.cancellation_id,
-        "tno": c.tno,
-        "status": c.status.value,
-        "reason_code": c.reason_code,
-        "reason": c.reason,
-        "created_at": created,
-        "updated_at": to_utc_text(c.updated_at),
-        "requested_amount": c.requested_amount,
-        "requested_by": c.requested_by,
-        "removed_items": list(c.removed_items),
-        "amount": c.amount,
-        "breakdown": [[label, amount] for label, amount in c.breakdown],
-        "policy_version": c.policy_version,
-        "refund_account": (
-            {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
-            if account
-            else None
-        ),
-        "execution_id": c.execution_id or None,
-        "reasons": list(c.reasons),
-        "res_cd": c.res_cd,
-        "res_msg": c.res_msg,
-        "cancelled_at": _text(c.cancelled_at),
-        "partial_seq": c.partial_seq,
-        "balance_before": c.balance_before,
-    }
+    return (
+        _cancellation_key(c.shop_id, c.cancellation_id)
+        | _sweep_keys(c, created)
+        | {
+            "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
+            "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
+            "type": "CANCELLATION",
+            "shop_id": c.shop_id,
+            "cancellation_id": c.cancellation_id,
+            "tno": c.tno,
+            "status": c.status.value,
+            "reason_code": c.reason_code,
+            "reason": c.reason,
+            "created_at": created,
+            "updated_at": to_utc_text(c.updated_at),
+            "requested_amount": c.requested_amount,
+            "requested_by": c.requested_by,
+            "removed_items": list(c.removed_items),
+            "amount": c.amount,
+            "breakdown": [[label, amount] for label, amount in c.breakdown],
+            "policy_version": c.policy_version,
+            "refund_account": (
+                {"bank_code": account.bank_code, "number": account.number, "holder": account.holder}
+                if account
+                else None
+            ),
+            "execution_id": c.execution_id or None,
+            "reasons": list(c.reasons),
+            "res_cd": c.res_cd,
+            "res_msg": c.res_msg,
+            "cancelled_at": _text(c.cancelled_at),
+            "partial_seq": c.partial_seq,
+            "balance_before": c.balance_before,
+            "confirmed_by": c.confirmed_by or None,
+            "corrected_from": c.corrected_from or None,
+        }
+    )
 
 
 def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Cancellation:
@@ -683,6 +716,8 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         partial_seq=i.get("partial_seq", ""),
         balance_before=i.get("balance_before"),
         attempts=attempts,
+        confirmed_by=i.get("confirmed_by", ""),
+        corrected_from=i.get("corrected_from", ""),
     )
 
 

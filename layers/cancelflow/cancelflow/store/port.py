@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cancelflow.models import Attempt, Cancellation, CancellationStatus, Payment, Shop
+from cancelflow.models import (
+    Attempt,
+    Cancellation,
+    CancellationStatus,
+    Payment,
+    PaymentEffect,
+    Shop,
+)
 from cancelflow.policy import ShopPolicy
 
 if TYPE_CHECKING:  # payments imports this module
@@ -61,6 +68,10 @@ class Store(Protocol):
         """Conflict if the current version is no longer `replaces`."""
         ...
 
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        """(shop, tno) of every payment with an open cancel, or a cancel FAILED since then."""
+        ...
+
     def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None: ...
 
     def create_cancellation(
@@ -94,9 +105,12 @@ class Store(Protocol):
         """A non-terminal status change with no money effect (e.g. RECONCILING)."""
         ...
 
-    def settle(self, cancellation: Cancellation, outcome: Cancellation) -> None:
-        """Write a terminal outcome and its effect on the payment, atomically.
+    def settle(
+        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+    ) -> None:
+        """Write the outcome and its effect on the payment (decided by the domain), atomically.
 
-        Conflict if the cancellation is already terminal.
+        Conflict if the stored cancellation is no longer in `cancellation.status`, or the payment
+        no longer matches what the effect was decided from (lock, balance).
         """
         ...

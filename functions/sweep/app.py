@@ -1,0 +1,55 @@
+"""Scheduled: keep records true to KCP's balance (cancelflow.sweep), within a time budget."""
+
+from collections import Counter
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from cancelflow import runtime, sweep
+from cancelflow.notify import outcome_emails
+
+logger = Logger()
+metrics = Metrics(namespace="cancelflow")
+SPARE_MS = 60_000  # stop with this much of the Lambda's time left; the next call goes on
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution_id")
+def handler(event: dict, context: object) -> dict:
+    store = runtime.store()
+    since = runtime.clock.now() - timedelta(days=int(runtime.setting("SWEEP_FAILED_DAYS", "30")))
+    todo = store.to_sweep(since)
+    position, found = int(event.get("position", 0)), Counter[str]()
+    while position < len(todo) and context.get_remaining_time_in_millis() > SPARE_MS:  # type: ignore[attr-defined]
+        shop_id, tno = todo[position]
+        shop = runtime.shop(shop_id)
+        swept = sweep.sweep_payment(
+            store, runtime.gateway_for(shop), runtime.clock, shop_id, tno, since
+        )
+        found[swept.finding] += 1
+        if swept.finding in (sweep.Finding.CORRECTED, sweep.Finding.MISMATCH):
+            logger.warning("swept", extra={"tno": tno, "shop_id": shop_id} | _facts(swept))
+        if swept.announce and swept.corrected is not None:
+            payment = store.get_payment(shop_id, tno)
+            language = store.get_policy(shop_id).email_language
+            for email in outcome_emails(shop, payment, swept.corrected, language):  # type: ignore[arg-type]
+                runtime.mailer().send(email)
+        position += 1
+    metrics.add_metric(name="SweepCorrections", unit=MetricUnit.Count, value=found["CORRECTED"])
+    metrics.add_metric(name="SweepMismatches", unit=MetricUnit.Count, value=found["MISMATCH"])
+    metrics.add_metric(name="SweepOpen", unit=MetricUnit.Count, value=found["OPEN"])
+    summary = {"position": position, "more": position < len(todo), "found": dict(found)}
+    logger.info("sweep", extra=summary)
+    return summary
+
+
+def _facts(swept: sweep.Swept) -> dict:
+    corrected = swept.corrected
+    return {
+        "finding": swept.finding.value,
+        "kcp_balance": swept.kcp_balance,
+        "our_balance": swept.our_balance,
+        "cancellation_id": corrected.cancellation_id if corrected else None,
+        "corrected_from": corrected.corrected_from if corrected else None,
+    }
