@@ -56,7 +56,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,6 @@ class Settings:
     read_timeout: float = 2.0  # KcpReadTimeoutSeconds
     reconcile_wait: int = 1
     reconcile_tries: int = 4
-    settle_seconds: int = 2
     kcp_fault: float = 0.7  # share of cancellations with a fault on their cancel call
     inquiry_fault: float = 0.25
     throttle: float = 0.02
@@ -102,7 +101,6 @@ class Settings:
             "KcpReadTimeoutSeconds": f"{self.read_timeout:g}",
             "ReconcileWaitSeconds": str(self.reconcile_wait),
             "ReconcileMaxTries": str(self.reconcile_tries),
-            "ReconcileSettleSeconds": str(self.settle_seconds),
         }
 
     @property
@@ -267,6 +265,10 @@ class KcpAim:
         ledger.take_fault = self.take_fault
         ledger._cancel = self.apply_cancel
 
+    def restore(self) -> None:
+        for name in ("record_call", "take_fault", "_cancel"):
+            vars(self.ledger).pop(name, None)  # the class's own methods again
+
     def record_call(self, kind: str, request: dict[str, Any] | None) -> None:
         self.local.request = request or {}
         self._record(kind, request)
@@ -356,7 +358,7 @@ class Api:
 
 
 class Run:
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, stack: LocalStack | None = None) -> None:
         self.s = s
         self.plan = make_plan(s)
         self.cancels = {c.token: c for p in self.plan for c in p.cancels}
@@ -369,11 +371,11 @@ class Run:
             tag=lambda: getattr(self.tag, "value", None),
             allow=self._may_strike,
         )
-        self.stack = LocalStack(
+        self.own_stack = stack is None  # else: a running stack (the test session's), borrowed
+        self.stack = stack or LocalStack(
             state_dir=Path(tempfile.mkdtemp(prefix="cancelflow-faults-")),
             parameters=s.parameters,
             quiet=True,
-            hooks=self.aws.hooks(),
         )
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(s.in_flight)
@@ -386,6 +388,7 @@ class Run:
         self.sweep_ran: str | None = None
         self.cancel_of_id: dict[str, int] = {}
         self.settled_early: set[str] = set()
+        self.failed_executions: dict[str, str] = {}  # cancellation id -> execution status
         self.shown = 0.0
 
     def _may_strike(self, tag: str | None) -> bool:
@@ -443,17 +446,27 @@ class Run:
         self.slots.release()
 
     def start(self) -> None:
-        self.stack.start()
-        assert self.stack.sandbox
+        if self.own_stack:
+            self.stack.start()
+        assert self.stack.sandbox and self.stack.lambdas
         self.kcp = KcpAim(self.stack.sandbox.ledger, self.cancels)
         server = getattr(self.stack.sandbox, "_server", None)
         if server is not None:  # a late answer to a client that timed out: a broken pipe, as meant
             server.handle_error = lambda request, address: None
         self._watch_invocations()
+        self.aws.install()
         self.api = Api(self.stack.env["API_URL"], self.stack.env["SHOP_API_KEY"])
 
     def stop(self) -> None:
-        self.stack.stop()
+        self.aws.uninstall()
+        self.kcp.restore()
+        assert self.stack.lambdas and self.stack.sandbox
+        vars(self.stack.lambdas).pop("invoke", None)
+        server = getattr(self.stack.sandbox, "_server", None)
+        if server is not None:
+            vars(server).pop("handle_error", None)
+        if self.own_stack:
+            self.stack.stop()
 
     def _register(self, payment: PaymentPlan) -> None:
         ledger = self.stack.sandbox.ledger
@@ -509,8 +522,38 @@ class Run:
             self.api_answers[cancel.index] = (status, str(code))
         self._settled(cancel.index)
 
+    def _watch_failed(self, stop: threading.Event) -> None:
+        """Executions that ended without settling (a step failed after its retries): their
+        cancellation is left as it was, for a redrive; stop waiting for them."""
+        sfn = self.stack.client("stepfunctions")
+        arn = self.stack.env["CANCEL_STATE_MACHINE_ARN"]
+        seen: set[str] = set()
+        while not stop.wait(2):
+            for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+                kwargs: dict[str, Any] = {"stateMachineArn": arn, "statusFilter": status}
+                while True:
+                    page = sfn.list_executions(**kwargs)
+                    for execution in page["executions"]:
+                        name = execution["name"]
+                        if name not in seen:
+                            seen.add(name)
+                            self.failed_executions[name] = status
+                            self._settled_id(name)
+                    if not page.get("nextToken"):
+                        break
+                    kwargs["nextToken"] = page["nextToken"]
+
     def drive(self) -> None:
         started = time.monotonic()
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch_failed, args=(stop,), daemon=True)
+        watcher.start()
+        try:
+            self._drive(started)
+        finally:
+            stop.set()
+
+    def _drive(self, started: float) -> None:
         with ThreadPoolExecutor(self.s.clients) as clients:
             for payment in self.plan:
                 self._register(payment)
@@ -559,16 +602,7 @@ class Run:
         self.kcp.enabled = False
         self.aws.enabled = False
         self.sweep_ran = run_sweep(self.stack)
-        if self.sweep_ran:
-            self._wait_terminal(60)
-            self.kcp.wait_quiet()
-
-    def _wait_terminal(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not any(c["status"] not in TERMINAL for c in self.read()["cancellations"]):
-                return
-            time.sleep(1)
+        self.kcp.wait_quiet()
 
     # --- reading and comparing ------------------------------------------------------------
 
@@ -603,12 +637,11 @@ def run_sweep(stack: LocalStack) -> str | None:
     if importlib.util.find_spec("local.sweep") is None:
         return None
     module = importlib.import_module("local.sweep")
-    for name in ("sweep_stack", "run_sweep", "sweep", "run"):
-        function: Callable[..., Any] | None = getattr(module, name, None)
-        if callable(function):
-            function(stack)
-            return f"local.sweep.{name}"
-    return None
+    function: Callable[..., Any] | None = getattr(module, "run_sweep", None)
+    if not callable(function):
+        return None
+    summary = function(stack.client("stepfunctions"))  # what `make sweep` runs
+    return f"local.sweep.run_sweep: {summary.get('found', summary)}"
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -628,6 +661,7 @@ class Figures:
     mismatches: int = 0
     hold_mismatches: int = 0
     non_terminal: int = 0
+    non_terminal_detail: Counter[str] = field(default_factory=Counter)
     stuck: int = 0
     sweep: str | None = None
     table: dict[str, Counter[str]] = field(default_factory=dict)
@@ -685,6 +719,11 @@ def compare(run: Run, state: dict[str, Any]) -> Figures:
             note(cancel, "DOUBLE", what)
         if status not in TERMINAL:
             f.non_terminal += 1
+            execution = run.failed_executions.get(record["id"])
+            f.non_terminal_detail[
+                f"{status}, execution {execution} (for a redrive)" if execution else status
+            ] += 1
+            note(cancel, "NON-TERMINAL", what)
         elif status == "SUCCEEDED" and not applied:
             f.lost += 1
             f.lost_detail["SUCCEEDED, but KCP holds no such refund"] += 1
@@ -756,7 +795,8 @@ def report(f: Figures) -> str:
         + "".join(f"\n    {v:>6}  {k}" for k, v in f.open_cases.items()),
         f"  mismatches:     {f.mismatches}  (balance or amount, payments with nothing in flight)",
         f"  hold mismatches: {f.hold_mismatches}  (available != balance - open holds)",
-        f"  non-terminal:   {f.non_terminal}  (given up waiting: {f.stuck})",
+        f"  non-terminal:   {f.non_terminal}  (given up waiting: {f.stuck})"
+        + "".join(f"\n    {v:>6}  {k}" for k, v in f.non_terminal_detail.most_common()),
         f"  API refusals:   {dict(f.api.most_common())}",
         f"  API retries:    {dict(f.retried.most_common())}",
         f"  replays:        {dict(f.replays)}",
@@ -775,8 +815,17 @@ def report(f: Figures) -> str:
     return "\n".join(lines)
 
 
-def run(s: Settings) -> Figures:
-    bench = Run(s)
+def run(s: Settings, stack: LocalStack | None = None) -> Figures:
+    """The whole bench: on its own stack, or on a running one (its timing parameters)."""
+    if stack is not None and stack.template is not None:
+        given = stack.template.parameters
+        s = replace(
+            s,
+            read_timeout=float(given["KcpReadTimeoutSeconds"]),
+            reconcile_wait=int(given["ReconcileWaitSeconds"]),
+            reconcile_tries=int(given["ReconcileMaxTries"]),
+        )
+    bench = Run(s, stack)
     started = time.monotonic()
     bench.start()
     try:

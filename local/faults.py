@@ -1,11 +1,12 @@
 """AWS-side faults for the local stack: DynamoDB throttling, conditional-check races, SES down.
 
 For the fault bench (`make faults`, bench/faults.py) and its test only: nothing here runs unless
-a harness builds an AwsFaults with non-zero rates and passes its hooks to LocalStack(hooks=...).
+a harness installs an AwsFaults (install() ... uninstall()); the stack itself never does.
 
 How: botocore's public event system, the one the local stack already uses for Lambda and mail.
-The hooks are registered for every client, but they strike only calls made while a Lambda handler
-runs (the thread's scoped environment names the function, see local/lambdas.py), so the harness's
+The hooks go on the clients the handlers use (cancelflow.aws.client: one cached client per
+service, shared by every handler in the process; see local/lambdas.py), and strike only calls made
+while a Lambda handler runs (the thread's scoped environment names the function), so the harness's
 own reads, the seeding and moto's interpreter are never touched. Each class has a probability:
 
 - throttle (per DynamoDB call): the call is answered 400 ProvisionedThroughputExceededException or
@@ -60,7 +61,7 @@ class _Raw(BytesIO):
 
 
 class AwsFaults:
-    """Draws and applies the AWS-side faults; `hooks()` goes to LocalStack(hooks=...)."""
+    """Draws and applies the AWS-side faults on the handlers' clients (install/uninstall)."""
 
     def __init__(
         self,
@@ -110,13 +111,27 @@ class AwsFaults:
 
     # --- hooks -------------------------------------------------------------------------------
 
-    def hooks(self) -> list[tuple[str, Any]]:
+    def hooks(self) -> list[tuple[str, str, Any]]:
         return [
-            ("before-call.dynamodb", self._plan_dynamodb),
-            ("before-send.dynamodb", self._send_dynamodb),
-            ("before-call.sesv2.SendEmail", self._plan_ses),
-            ("before-send.sesv2.SendEmail", self._send_ses),
+            ("dynamodb", "before-call.dynamodb", self._plan_dynamodb),
+            ("dynamodb", "before-send.dynamodb", self._send_dynamodb),
+            ("sesv2", "before-call.sesv2.SendEmail", self._plan_ses),
+            ("sesv2", "before-send.sesv2.SendEmail", self._send_ses),
         ]
+
+    def install(self) -> None:
+        """Hook the handlers' clients (created here if no handler has made them yet: the same
+        cached clients the handlers then use; the stack must be started)."""
+        from cancelflow import aws
+
+        for service, event, handler in self.hooks():
+            aws.client(service).meta.events.register(event, handler)
+
+    def uninstall(self) -> None:
+        from cancelflow import aws
+
+        for service, event, handler in self.hooks():
+            aws.client(service).meta.events.unregister(event, handler)
 
     def _plan_dynamodb(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         plan: dict[str, Any] = {}

@@ -59,7 +59,6 @@ class LocalStack:
         quiet: bool = False,
         isolate: bool = False,
         sandbox_process: bool = False,
-        hooks: list[tuple[str, Any]] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
@@ -73,8 +72,6 @@ class LocalStack:
             else {}
         )
         self.mail = MailDrop(state_dir / "mail")
-        # More botocore hooks for every client in this process (the fault bench's local/faults.py).
-        self.hooks = list(hooks or [])
         self.shops: list[DemoShop] = []
         self._moto: Any = None
         self.api: LocalApi | None = None
@@ -94,7 +91,7 @@ class LocalStack:
         os.environ.update(FAKE_CREDENTIALS)
         os.environ["MOTO_PORT"] = str(moto_port)  # where the ASL interpreter calls services
         os.environ["AWS_ENDPOINT_URL"] = aws_url
-        for hook in self.mail.hooks() + self.hooks:
+        for hook in self.mail.hooks():
             botocore.handlers.BUILTIN_HANDLERS.append(hook)
         boto3.DEFAULT_SESSION = None  # new sessions pick up the hooks
 
@@ -230,7 +227,7 @@ class LocalStack:
             self._moto.stop()
         if self.lambdas:
             self.lambdas.uninstall()
-        for hook in self.mail.hooks() + self.hooks:
+        for hook in self.mail.hooks():
             if hook in botocore.handlers.BUILTIN_HANDLERS:
                 botocore.handlers.BUILTIN_HANDLERS.remove(hook)
 
