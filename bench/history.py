@@ -105,7 +105,7 @@ start = datetime(2026, 1, 1, tzinfo=UTC)
 query = HistoryQuery(since=start, until=start + timedelta(seconds=max(rows - 1, 0) * 90))
 if rows:
     chunks = csv_chunks(payments.export(runtime.store(), "demo-shop", query))
-    runtime.exporter().upload(f"bench-{rows}.csv", chunks)
+    runtime.exporter().upload("bench-shop", f"bench-{rows}.csv", chunks)
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak across exec).
 status = open("/proc/self/status").read().split("VmHWM:")[1]
 print(int(status.split()[0]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from local.stack import LocalStack
@@ -136,3 +138,60 @@ def test_invalid_payment_registrations_are_refused(
 def test_an_unknown_route_is_a_problem_not_a_500(shop: ShopClient) -> None:
     answer = http("GET", f"{shop.url}/v1/nothing-here", headers=shop.auth)
     _assert_problem(answer, 404, "NOT_FOUND")
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "multipart/form-data", "application/x-www-form-urlencoded", ""],
+)
+def test_a_body_that_is_not_json_is_415_on_every_json_endpoint(
+    shop: ShopClient, paid: dict, content_type: str
+) -> None:
+    body = json.dumps({"reason_code": "CHANGE_OF_MIND"}).encode()
+    for method, path in [
+        ("POST", f"/v1/payments/{paid['tno']}/cancellations"),
+        ("POST", "/v1/payments"),
+        ("PATCH", f"/v1/payments/{paid['tno']}/fulfillment"),
+        ("PUT", "/v1/shop/policy"),
+        ("POST", "/v1/subscriptions"),
+    ]:
+        headers = shop.auth | {"Idempotency-Key": "k-415", "Content-Type": content_type}
+        answer = http(method, f"{shop.url}{path}", headers=headers, raw=body)
+        _assert_problem(answer, 415, "UNSUPPORTED_MEDIA_TYPE")
+    assert shop.payment(paid["tno"])["available"] == 15000  # nothing was started
+
+
+@pytest.mark.parametrize(
+    "approved_at", ["0999-12-31T00:00:00Z", "1999-12-31T23:59:59Z", "2999-01-01T00:00:00+09:00"]
+)
+def test_an_implausible_approval_time_is_refused_and_the_history_stays_readable(
+    shop: ShopClient, sandbox: Sandbox, approved_at: str
+) -> None:
+    payment = sandbox.approve() | {"approved_at": approved_at}
+
+    _assert_problem(shop.register(payment), 400, "VALIDATION_FAILED")
+
+    assert http("GET", f"{shop.url}/v1/payments/{payment['tno']}", headers=shop.auth).status == 404
+    history = http("GET", f"{shop.url}/v1/payments?limit=100", headers=shop.auth)
+    assert history.status == 200
+    assert payment["tno"] not in [p["tno"] for p in history.body["payments"]]
+
+
+def test_a_payment_kcp_does_not_hold_as_described_is_refused_with_what_differs(
+    shop: ShopClient, shop_b: ShopClient, sandbox: Sandbox
+) -> None:
+    payment = sandbox.approve(amount=15000)
+
+    wrong_amount = shop.register(payment | {"amount": 150000})
+    _assert_problem(wrong_amount, 422, "PAYMENT_MISMATCH")
+    assert {"field": "amount", "kcp": 15000, "registered": 150000} in wrong_amount.body[
+        "differences"
+    ]
+    _assert_problem(shop.register(payment | {"tno": "20990101000000"}), 422, "PAYMENT_MISMATCH")
+    _assert_problem(shop.register(payment | {"method": "MOBILE"}), 422, "PAYMENT_MISMATCH")
+    # Another merchant's tno: shop B's KCP credentials do not reach shop A's payment.
+    _assert_problem(shop_b.register(payment), 422, "PAYMENT_MISMATCH")
+
+    # Nothing was recorded by the refusals; the true facts register.
+    assert http("GET", f"{shop.url}/v1/payments/{payment['tno']}", headers=shop.auth).status == 404
+    assert shop.register(payment).status == 201

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import urllib.error
+import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
@@ -241,3 +244,42 @@ def test_a_fully_cancelled_payment_has_no_goods_to_ship(shop: ShopClient, paid: 
         shop.auth,
     )
     assert (answer.status, answer.body["code"]) == (422, "FULFILLMENT_TRANSITION_INVALID")
+
+
+def _export_link(client: ShopClient, query: str) -> str:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    request = urllib.request.Request(
+        f"{client.url}/v1/payments/export?{query}", headers=client.auth
+    )
+    try:
+        urllib.request.build_opener(NoRedirect).open(request, timeout=30)
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303
+        return answer.headers["Location"]
+    raise AssertionError("export did not answer 303")
+
+
+def test_two_shops_exporting_in_the_same_second_each_get_only_their_own_file(
+    shop: ShopClient, shop_b: ShopClient, sandbox: Sandbox, marker: str
+) -> None:
+    _seed(shop, sandbox, marker)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        links = list(
+            pool.map(
+                lambda client: _export_link(client, f"product={marker}"),
+                [shop, shop_b, shop, shop_b],
+            )
+        )
+
+    assert len(set(links)) == 4  # every export is its own object, even within one second
+    assert all("/exports/demo-shop/" in link for link in links[0::2])
+    assert all("/exports/shop-b/" in link for link in links[1::2])
+    for link in links[1::2]:
+        with urllib.request.urlopen(link, timeout=30) as answer:
+            text = answer.read().decode("utf-8")
+        assert marker not in text  # B's file holds none of A's rows
+    with urllib.request.urlopen(links[0], timeout=30) as answer:
+        assert answer.read().decode("utf-8").count(marker) == 5

@@ -34,6 +34,23 @@ def _field(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
+    """415 for a body not declared JSON, answered before the router tries to parse it."""
+    if not event.get("body"):
+        return None
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    kind = headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
+        return None
+    problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind or '(none)'} is not JSON.")
+    return {
+        "statusCode": problem.status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": json_text(problem.body(event.get("path", ""))),
+        "isBase64Encoded": False,
+    }
+
+
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
     """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500."""
 

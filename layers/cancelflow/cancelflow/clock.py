@@ -22,8 +22,10 @@ def to_utc_text(moment: datetime, precise: bool = False) -> str:
     order within a second matters (a payment's cancellations, in the order they were asked)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: time must be timezone-aware")
-    return moment.astimezone(UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ" if precise else "%Y-%m-%dT%H:%M:%SZ"
+    utc = moment.astimezone(UTC)
+    # The year by hand: strftime's %Y does not pad years below 1000, which breaks sorting.
+    return f"{utc.year:04d}" + utc.strftime(
+        "-%m-%dT%H:%M:%S.%fZ" if precise else "-%m-%dT%H:%M:%SZ"
     )
 
 

@@ -25,6 +25,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "METHOD_NOT_ALLOWED": (405, "This method is not allowed here."),
     "PAYMENT_CONFLICT": (409, "This tno is already registered with different details."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Send the body as application/json."),
+    "PAYMENT_MISMATCH": (422, "KCP does not hold this payment as described."),
     "FULFILLMENT_TRANSITION_INVALID": (422, "The payment cannot move to that fulfillment status."),
     "IDEMPOTENCY_KEY_REUSED": (422, "This Idempotency-Key was used with a different request."),
     "SERVICE_UNAVAILABLE": (503, "Temporarily unavailable; retry with the same Idempotency-Key."),

@@ -6,26 +6,71 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cancelflow import cursor as cursor_codec
 from cancelflow.clock import Clock
 from cancelflow.errors import Problem
+from cancelflow.gateway.port import Gateway, Outcome
 from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
 from cancelflow.store.port import Conflict, Store
 
+EARLIEST_APPROVAL = datetime(2000, 1, 1, tzinfo=UTC)  # before KCP's REST API existed
 
-def register(store: Store, clock: Clock, payment: Payment) -> tuple[Payment, bool]:
-    """Idempotent on tno: the same facts again return the stored payment; other facts, 409."""
-    if store.put_payment(payment):
-        return payment, True
+
+def register(
+    store: Store, gateway: Gateway, clock: Clock, payment: Payment
+) -> tuple[Payment, bool]:
+    """Record a payment KCP confirms. Idempotent on tno: the same facts again return the stored
+    payment; other facts, 409. A payment KCP does not hold as described is 422, not recorded."""
+    if not EARLIEST_APPROVAL <= payment.approved_at <= clock.now() + CLOCK_SKEW:
+        raise Problem(
+            "VALIDATION_FAILED",
+            "approved_at: must lie between 2000-01-01 and now.",
+            errors=[{"field": "approved_at", "message": "not a plausible approval time"}],
+        )
     existing = store.get_payment(payment.shop_id, payment.tno)
-    if existing is None:  # lost a race with a delete that cannot happen: surface it
-        raise Problem("SERVICE_UNAVAILABLE")
+    if existing is None:
+        verify_at_kcp(gateway, payment)
+        if store.put_payment(payment):
+            return payment, True
+        existing = store.get_payment(payment.shop_id, payment.tno)
+        if existing is None:  # lost a race with a delete that cannot happen: surface it
+            raise Problem("SERVICE_UNAVAILABLE")
     if not existing.same_registration(payment):
         raise Problem("PAYMENT_CONFLICT", f"tno {payment.tno} is registered with other details.")
     return existing, False
+
+
+def verify_at_kcp(gateway: Gateway, payment: Payment) -> None:
+    """KCP's word before ours: the tno is this merchant's, for this amount and method, with
+    nothing cancelled yet (a cancel made before registering would make our balance wrong)."""
+    answer = gateway.inquire(payment.tno, payment.method)
+    if answer.outcome is Outcome.DECLINED:  # unknown to this merchant, or not paid this way
+        raise Problem(
+            "PAYMENT_MISMATCH",
+            f"KCP does not hold tno {payment.tno} paid by {payment.method.value} for your "
+            f"merchant: {answer.res_cd} {answer.res_msg}".strip(),
+            differences=[{"field": "tno/method", "kcp": answer.res_cd, "registered": payment.tno}],
+        )
+    if answer.outcome is not Outcome.SUCCEEDED:
+        raise Problem("SERVICE_UNAVAILABLE", "KCP could not confirm the payment; retry.")
+    differences = [
+        {"field": name, "kcp": kcp, "registered": ours}
+        for name, kcp, ours in (
+            ("amount", answer.amount, payment.amount),
+            ("balance", answer.remaining_balance, payment.amount),
+        )
+        if kcp != ours
+    ]
+    if differences:
+        listed = ", ".join(f"{d['field']} {d['kcp']} at KCP" for d in differences)
+        raise Problem(
+            "PAYMENT_MISMATCH",
+            f"KCP holds tno {payment.tno} otherwise: {listed}.",
+            differences=differences,
+        )
 
 
 def get(store: Store, shop_id: str, tno: str) -> Payment:
@@ -113,6 +158,7 @@ class HistoryPage:
     requests: int = 0  # DynamoDB requests this page cost
     read_units: float = 0.0  # and the read capacity they consumed
     items_read: int = 0  # items DynamoDB read (before filters): what read units pay for
+    unreadable: int = 0  # stored records that could not be shown (logged, left out)
 
 
 def _text(moment: datetime | None) -> str | None:

@@ -46,8 +46,8 @@ COLUMNS = {
 
 
 class Exporter(Protocol):
-    def upload(self, name: str, chunks: Iterable[bytes]) -> str:
-        """Store the chunks as one file; returns a short-lived link to download it."""
+    def upload(self, shop_id: str, name: str, chunks: Iterable[bytes]) -> str:
+        """Store the chunks as one file of the shop's; returns a short-lived link to it."""
         ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,8 +15,10 @@ class S3Exporter:
         self._s3 = client
         self._bucket = bucket
 
-    def upload(self, name: str, chunks: Iterable[bytes]) -> str:
-        key = f"exports/{name}"
+    def upload(self, shop_id: str, name: str, chunks: Iterable[bytes]) -> str:
+        # The shop's prefix and a random id: a link reaches one object of one shop, and two
+        # exports in the same second never share a key (the file name is only what is shown).
+        key = f"exports/{shop_id}/{secrets.token_urlsafe(16)}/{name}"
         kind = {"ContentType": "text/csv; charset=utf-8"}
         upload = self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, **kind)
         parts: list[dict[str, Any]] = []

@@ -20,6 +20,7 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -51,6 +52,7 @@ from cancelflow.store.port import (
     PaymentBusy,
 )
 
+log = logging.getLogger(__name__)
 _ser = TypeSerializer()
 _de = TypeDeserializer()
 
@@ -553,8 +555,15 @@ def _history(
     units: float,
     read: int,
 ) -> HistoryPage:
-    payments = tuple(_payment_from(_unmarshal(r)) for r in rows)
-    return HistoryPage(payments, following, requests, units, read)
+    payments, unreadable = [], 0
+    for raw in rows:
+        try:
+            payments.append(_payment_from(_unmarshal(raw)))
+        except (KeyError, ValueError, TypeError) as error:
+            # One record that cannot be shown must not fail a shop's whole history.
+            unreadable += 1
+            log.warning("unreadable payment %s: %r", raw.get("PK", {}).get("S"), error)
+    return HistoryPage(tuple(payments), following, requests, units, read, unreadable)
 
 
 def _terminal_values() -> dict[str, str]:
