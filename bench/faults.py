@@ -685,6 +685,7 @@ class Run:
                             "status": c.status.value,
                             "reasons": list(c.reasons),
                             "amount": c.amount,
+                            "confirmed_by": getattr(c, "confirmed_by", ""),
                         }
                     )
             if "LastEvaluatedKey" not in page:
@@ -772,6 +773,8 @@ def compare(run: Run, state: dict[str, Any]) -> Figures:
             continue
         status = record["status"]
         outcome = " ".join([status, *record["reasons"][:1]])
+        if record.get("confirmed_by") == "SWEEP":
+            outcome = f"{status} (by the sweep)"
         for label in classes(cancel):
             f.table.setdefault(label, Counter())[outcome] += 1
         what = f"#{cancel.index} {record['id']} {record['tno']} {outcome}, KCP applied {applied}"
