@@ -8,6 +8,7 @@ PY312 ?= $(shell (command -v pyenv >/dev/null && v=$$(pyenv versions --bare | gr
 VENV := .venv
 BIN := $(VENV)/bin
 SAM := .venv-sam/bin/sam
+CHECKOV := .venv-checkov/bin/checkov
 # sam build finds the runtime's Python (python3.12) on PATH: the project venv has it.
 SAM_ENV := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(BIN):$$PATH
 PYTEST := $(BIN)/python -m pytest
@@ -25,19 +26,25 @@ $(SAM): requirements-sam.txt
 	.venv-sam/bin/pip install --quiet -r requirements-sam.txt
 	touch $@
 
+$(CHECKOV): requirements-checkov.txt
+	$(PY312) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --upgrade pip
+	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
+	touch $@
+
 .PHONY: help
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: $(BIN)/.installed $(SAM) ## create the venvs (done by the other targets when needed)
+setup: $(BIN)/.installed $(SAM) $(CHECKOV) ## create the venvs (done by the other targets when needed)
 
 .PHONY: run
 run: $(BIN)/.installed ## the local stack on 127.0.0.1: API, state machines, KCP sandbox (Ctrl-C stops)
 	$(BIN)/python -m local
 
 .PHONY: test
-test: lint typecheck pytest validate build ## everything: lint, types, all tests, sam validate, sam build
+test: lint typecheck pytest validate security build ## everything: lint, types, all tests, sam validate, security linters, sam build
 
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff lint and format check
@@ -65,6 +72,11 @@ unit: $(BIN)/.installed ## the fast tests only
 validate: $(SAM) ## sam validate --lint
 	$(SAM_ENV) $(SAM) validate --lint --region ap-northeast-2
 
+.PHONY: security
+security: $(BIN)/.installed $(CHECKOV) ## template.yaml's security linters: cfn-lint's serverless rules and checkov (a skipped check says why, in the template)
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	$(CHECKOV) --file template.yaml --framework cloudformation --skip-download --compact --quiet
+
 .PHONY: build
 build: $(SAM) $(BIN)/.installed ## sam build of every function and the layer (arm64, no Docker)
 	$(SAM_ENV) $(SAM) build --region ap-northeast-2
@@ -76,6 +88,10 @@ bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` st
 .PHONY: sweep
 sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make run` stack and correct what its balance proves
 	$(BIN)/python -m local.sweep
+
+.PHONY: charge-tno
+charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
+	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
 
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)

@@ -1,8 +1,10 @@
 """Serve the template's REST API on 127.0.0.1, as `sam local start-api` does with Docker.
 
 HTTP requests become API Gateway proxy events for the function the template routes them to,
-after the template's TOKEN authorizer allowed them; the gateway's own refusals use the
-template's GatewayResponses (problem+json), so local and deployed answers match.
+after the template's TOKEN authorizer allowed them and within the template's throttling: the
+stage's default limits and, per usage key the authorizer names, the usage plan's rate and burst
+(token buckets, as API Gateway meters them). The gateway's own refusals use the template's
+GatewayResponses (problem+json), so local and deployed answers match.
 """
 
 from __future__ import annotations
@@ -12,19 +14,45 @@ import re
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local.http_server import LocalHTTPServer
 from local.lambdas import LocalLambdas
 from local.template import ACCOUNT, REGION, ROOT, Template
 
+# API Gateway's own status and message for each response type the local gateway gives.
 DEFAULT_RESPONSES = {
-    "UNAUTHORIZED": 401,
-    "ACCESS_DENIED": 403,
-    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "UNAUTHORIZED": (401, "Unauthorized"),
+    "ACCESS_DENIED": (403, "User is not authorized to access this resource"),
+    "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_API_KEY": (403, "Forbidden"),
+    "THROTTLED": (429, "Too Many Requests"),
+    "AUTHORIZER_FAILURE": (500, "Internal server error"),
 }
+
+
+class TokenBucket:
+    """API Gateway's throttle: `burst` requests at once, refilled at `rate` per second."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
 
 
 class Route:
@@ -54,26 +82,77 @@ class LocalApi:
         auth = self.api.get("Auth", {})
         default = auth.get("DefaultAuthorizer")
         self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
-        self.server: ThreadingHTTPServer | None = None
+        self.api_key_required = bool(auth.get("ApiKeyRequired"))
+        self.stage_bucket = _stage_bucket(self.api)
+        self.plans = template.usage_plans(api_id)
+        self.buckets: dict[str, TokenBucket] = {}  # per usage key, as a usage plan meters
+        self._buckets_lock = threading.Lock()
+        self._policies: dict[str, tuple[float, Any]] = {}  # the authorizer's cache, by token
+        self.server: LocalHTTPServer | None = None
 
     # --- gateway behaviour ---------------------------------------------------------------
 
-    def gateway_response(self, kind: str) -> tuple[int, dict[str, str], bytes]:
-        spec = self.api.get("GatewayResponses", {}).get(kind)
+    def gateway_response(
+        self, kind: str, request_id: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The template's GatewayResponse for `kind`, else its DEFAULT_4XX/5XX, as AWS picks."""
+        status, message = DEFAULT_RESPONSES.get(kind, (500, "Internal server error"))
+        responses = self.api.get("GatewayResponses", {})
+        spec = responses.get(kind) or responses.get(
+            "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
+        )
         if not spec:
-            body = json.dumps({"message": kind.replace("_", " ").title()}).encode()
-            return DEFAULT_RESPONSES.get(kind, 500), {"Content-Type": "application/json"}, body
+            body = json.dumps({"message": message}).encode()
+            return status, {"Content-Type": "application/json"}, body
         headers = {
             name: value.strip("'")
             for name, value in spec.get("ResponseParameters", {}).get("Headers", {}).items()
         }
-        body = spec.get("ResponseTemplates", {}).get("application/json", "").encode()
-        return int(spec["StatusCode"]), headers, body
+        text = spec.get("ResponseTemplates", {}).get("application/json", "")
+        context = {  # the $context variables the templates use
+            "$context.error.responseType": kind,
+            "$context.error.messageString": json.dumps(message),
+            "$context.error.message": message,
+            "$context.requestId": request_id,
+        }
+        for name in sorted(context, key=len, reverse=True):
+            text = text.replace(name, context[name])
+        return int(spec.get("StatusCode", status)), headers, text.encode()
 
-    def authorize(self, headers: dict[str, str], method: str, path: str) -> dict[str, Any] | str:
-        """The authorizer's context, or the name of the gateway response to answer with."""
+    def throttle(self, usage_key: str | None) -> bool:
+        """Whether the stage's limits and the usage key's plan let one more request through."""
+        if usage_key is not None and self.plans:
+            with self._buckets_lock:
+                bucket = self.buckets.get(usage_key)
+                if bucket is None:
+                    rate, burst = self.plans[0]
+                    bucket = self.buckets[usage_key] = TokenBucket(rate, burst)
+            if not bucket.take():
+                return False
+        return self.stage_bucket is None or self.stage_bucket.take()
+
+    def authorize(
+        self, headers: dict[str, str], method: str, path: str
+    ) -> tuple[dict[str, Any], str | None] | str:
+        """As API Gateway: a token's policy is cached for the authorizer's ReauthorizeEvery
+        seconds (300 by default; 0 turns the cache off)."""
+        identity = (self.authorizer or {}).get("Identity", {})
+        ttl = float(identity.get("ReauthorizeEvery", 300))
+        token = _header(headers, identity.get("Header", "Authorization"))
+        cached = self._policies.get(token)
+        if ttl and cached and cached[0] > time.monotonic():
+            return cached[1] if isinstance(cached[1], str) else (dict(cached[1][0]), cached[1][1])
+        answer = self._run_authorizer(headers, method, path)
+        if ttl and token and (isinstance(answer, tuple) or answer == "ACCESS_DENIED"):
+            self._policies[token] = (time.monotonic() + ttl, answer)  # a policy, not an error
+        return answer
+
+    def _run_authorizer(
+        self, headers: dict[str, str], method: str, path: str
+    ) -> tuple[dict[str, Any], str | None] | str:
+        """The authorizer's context and usage key, or the gateway response to answer with."""
         if not self.authorizer:
-            return {}
+            return {}, None
         header = self.authorizer.get("Identity", {}).get("Header", "Authorization")
         token = _header(headers, header)
         if not token:
@@ -87,7 +166,10 @@ class LocalApi:
         statements = policy.get("policyDocument", {}).get("Statement", [])
         if not any(s.get("Effect") == "Allow" for s in statements):
             return "ACCESS_DENIED"
-        return {"principalId": policy.get("principalId")} | policy.get("context", {})
+        usage_key = policy.get("usageIdentifierKey")
+        if self.api_key_required and not usage_key:
+            return "INVALID_API_KEY"  # a key that no usage plan holds answers the same
+        return {"principalId": policy.get("principalId")} | policy.get("context", {}), usage_key
 
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes
@@ -104,12 +186,16 @@ class LocalApi:
             ),
             (None, None),
         )
+        request_id = str(uuid.uuid4())
         if route is None:
             # API Gateway answers an unknown route before any authorizer runs.
-            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN")
+            return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
         authorized = self.authorize(headers, method, path)
         if isinstance(authorized, str):
-            return self.gateway_response(authorized)
+            return self.gateway_response(authorized, request_id)
+        authorizer_context, usage_key = authorized
+        if not self.throttle(usage_key):
+            return self.gateway_response("THROTTLED", request_id)
         query = parse_qs(parts.query, keep_blank_values=True)
         event = {
             "resource": route.path,
@@ -126,12 +212,12 @@ class LocalApi:
                 "httpMethod": method,
                 "path": f"/{self.stage}{path}",
                 "stage": self.stage,
-                "requestId": str(uuid.uuid4()),
+                "requestId": request_id,
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": ACCOUNT,
                 "apiId": "local",
                 "identity": {"sourceIp": "127.0.0.1"},
-                "authorizer": authorized,
+                "authorizer": authorizer_context,
             },
             "body": body.decode("utf-8", errors="replace") if body else None,
             "isBase64Encoded": False,
@@ -176,8 +262,7 @@ class LocalApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = LocalHTTPServer((host, port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://{host}:{self.server.server_address[1]}"
 
@@ -208,6 +293,16 @@ def _docs(path: str) -> tuple[int, dict[str, str], bytes]:
     if not asset.is_file():
         return 404, {"Content-Type": "text/plain"}, b"not found"
     return 200, {"Content-Type": _TYPES.get(asset.suffix, "text/plain")}, asset.read_bytes()
+
+
+def _stage_bucket(api: dict[str, Any]) -> TokenBucket | None:
+    """The stage's default throttling (MethodSettings on /* and *), as one bucket."""
+    for setting in api.get("MethodSettings", []):
+        default = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
+        if default and "ThrottlingRateLimit" in setting:
+            rate = float(setting["ThrottlingRateLimit"])
+            return TokenBucket(rate, int(setting.get("ThrottlingBurstLimit", rate)))
+    return None
 
 
 def _header(headers: dict[str, str], name: str) -> str:

@@ -38,7 +38,7 @@ import threading
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,6 +47,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from local.http_server import LocalHTTPServer
 
 logger = logging.getLogger(__name__)
 
@@ -647,11 +649,8 @@ def _new_merchant(site_cd: str) -> Merchant:
 # --- HTTP -----------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(LocalHTTPServer):
     """Counts accepted connections and can cut every open one (so stop() never hangs)."""
-
-    daemon_threads = True
-    block_on_close = False
 
     def __init__(self, address: tuple[str, int], sandbox: KcpSandbox) -> None:
         self.sandbox = sandbox
@@ -661,9 +660,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
-        sock, address = super().get_request()
-        # Headers and body go out in two writes: without NODELAY, Nagle + delayed ACK add ~40 ms.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock, address = super().get_request()  # with TCP_NODELAY
         with self._open_lock:
             self.connections_accepted += 1
             self._open.add(sock)

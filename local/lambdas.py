@@ -9,6 +9,11 @@ Environments: each function sees the process environment (endpoint, region, fake
 plus exactly its own template variables, also when several run at once in threads:
 os.environ is replaced by a mapping with a per-thread overlay.
 
+Like Lambda, an execution environment (here: one import of the handler's module) runs one
+invocation at a time: concurrent invocations get environments of their own, imported as
+needed and reused warm. Module globals (a Powertools resolver's per-request context) are never
+shared by two requests at once.
+
 With isolate=True (the benches) each invocation runs instead in a warm worker process of its
 function, one invocation at a time per worker, as Lambda runs execution environments: memory is
 the function's own (its peak is Lambda's "Max Memory Used") and functions use every core.
@@ -33,6 +38,7 @@ import boto3
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
+from local.iam import LocalIam
 from local.lambda_runtime import LambdaContext, failure, load_module
 from local.template import ROOT, Function, Template
 
@@ -170,13 +176,15 @@ class LocalLambdas:
         self.mail_dir = str(mail_dir or "")
         self._by_name = {f.name: f for f in self.functions.values()}
         self._by_name |= {f.arn: f for f in self.functions.values()}
-        self._modules: dict[str, ModuleType] = {}
+        self._modules: dict[str, list[ModuleType]] = {}  # idle environments, by function
+        self._imports = 0
         self._idle: dict[str, list[_Worker]] = {}
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self.invocations: list[str] = []  # function names, in order (for bench and tests)
         self.max_memory_kib: dict[str, int] = {}  # isolated: each function's peak RSS
         self.environ = _scoped_environ()
+        self.iam = LocalIam(template)  # each in-process call is checked against its policy
 
     def env_of(self, function: Function) -> dict[str, str]:
         return (
@@ -188,17 +196,16 @@ class LocalLambdas:
             }
         )
 
-    def module(self, function: Function) -> ModuleType:
+    def _environment(self, function: Function) -> ModuleType:
+        """An idle execution environment of the function, or a new one (a cold start)."""
         with self._lock:
-            if function.logical_id not in self._modules:
-                with self.environ.scoped(self.env_of(function)):  # import-time globals see it
-                    module = load_module(
-                        function.code_dir,
-                        function.handler,
-                        f"cancelflow_local_fn_{function.logical_id}",
-                    )
-                self._modules[function.logical_id] = module
-            return self._modules[function.logical_id]
+            idle = self._modules.setdefault(function.logical_id, [])
+            if idle:
+                return idle.pop()
+            self._imports += 1
+            name = f"cancelflow_local_fn_{function.logical_id}_{self._imports}"
+            with self.environ.scoped(self.env_of(function)):  # import-time globals see it
+                return load_module(function.code_dir, function.handler, name)
 
     def find(self, name_or_arn: str) -> Function:
         name = name_or_arn.split(":function:")[-1].split(":")[0]
@@ -210,10 +217,14 @@ class LocalLambdas:
         self.invocations.append(function.name)
         if self.isolate:
             return self._invoke_in_worker(function, event)
-        module = self.module(function)
+        module = self._environment(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
-        with self.environ.scoped(self.env_of(function)):
-            return handler(event, LambdaContext(function.name, function.arn, function.timeout))
+        try:
+            with self.environ.scoped(self.env_of(function)):
+                return handler(event, LambdaContext(function.name, function.arn, function.timeout))
+        finally:
+            with self._lock:
+                self._modules[function.logical_id].append(module)
 
     def _invoke_in_worker(self, function: Function, event: Any) -> Any:
         with self._lock:
@@ -262,13 +273,26 @@ class LocalLambdas:
             payload = json.dumps(document).encode()
         return AWSResponse(request.url, 200, headers, _Raw(payload))
 
+    def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        """A handler's AWS call must be allowed by its function's policy (local/iam.py)."""
+        name = self.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+        if name and name in self.iam.statements:
+            self.iam.check(name, model.service_model.service_name, model.name, params)
+
+    def _hooks(self) -> list[tuple[str, Any]]:
+        return [
+            ("before-send.lambda.Invoke", self._on_invoke),
+            ("before-parameter-build", self._on_call),
+        ]
+
     def install(self) -> None:
-        """Answer every Lambda Invoke made by any boto3 session in this process."""
-        hook = ("before-send.lambda.Invoke", self._on_invoke)
-        if hook not in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.append(hook)
-        if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.register(*hook)
+        """Answer every Lambda Invoke made by any boto3 session in this process, and check
+        every call a handler makes against its function's policy."""
+        for hook in self._hooks():
+            if hook not in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.append(hook)
+            if boto3.DEFAULT_SESSION is not None:
+                boto3.DEFAULT_SESSION.events.register(*hook)
 
     @property
     def environments(self) -> int:
@@ -298,8 +322,8 @@ class LocalLambdas:
 
     def uninstall(self) -> None:
         self.retire_workers()
-        hook = ("before-send.lambda.Invoke", self._on_invoke)
-        if hook in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(hook)
-        if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.unregister(*hook)
+        for hook in self._hooks():
+            if hook in botocore.handlers.BUILTIN_HANDLERS:
+                botocore.handlers.BUILTIN_HANDLERS.remove(hook)
+            if boto3.DEFAULT_SESSION is not None:
+                boto3.DEFAULT_SESSION.events.unregister(*hook)

@@ -10,22 +10,51 @@
    during another request's iteration fails that request, and a transaction is not atomic
    against single-item writes. One lock serialises table operations (DynamoDB is serialisable
    per item; moto on a laptop needs no more parallelism than that).
+3. Query: moto gathers a Query's candidates by sorting every item of the table, so a Query of
+   one partition costs O(table log table). Here a table Query looks only at its partition and an
+   index Query filters the items unsorted (moto sorts the matches itself afterwards).
+
+Where moto's server and ASL interpreter cost what AWS does not (throughput, issue 10):
+
+4. Every request looked its backend up under one global lock by listing moto's package folder
+   from disk and trying hundreds of URL patterns: answers waited on each other's syscalls. The
+   answer depends on the host name only, so it is remembered.
+5. The interpreter parsed the whole definition with ANTLR on every execution (~30 ms of CPU
+   under the GIL) and rebuilt a JSONPath parser (ply's yacc tables) for every path it
+   evaluated. The syntax tree is kept per definition text (each execution still gets fresh
+   evaluation components from it) and compiled JSONPaths are kept per path text.
+6. It built a new boto3 client (service model, endpoint resolution, signer) for every Task
+   state; a client per service and region is kept, with a pool sized for many executions.
+7. The server's listen backlog was werkzeug's 128 and Nagle was on: ≥ 200 concurrent
+   connections are accepted, and answers are not held back 40 ms by delayed ACKs.
+8. werkzeug's server closes every connection after one answer, so each AWS call made in this
+   process (the handlers', the interpreter's) paid a TCP connect and a new server thread, and
+   a busy stack ran out of ephemeral ports in TIME_WAIT. InProcess hands those calls to moto's
+   WSGI application directly (a botocore before-send hook, as for Lambda); other processes
+   (the AWS CLI, benches' worker processes) still reach the same state over HTTP.
+9. moto 5.2 writes every DynamoDB answer through a generic serializer that walks botocore's
+   shape model attribute by attribute: a Query of three small items spent more CPU there than
+   in the query. Item operations' answers are already DynamoDB JSON, so they are dumped as is.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
+import socket
+import sys
 import threading
 from typing import Any
 
 _LOCK = threading.RLock()
 _LOCKED = ("put_item", "get_item", "update_item", "delete_item", "query", "scan")
 _installed = False
+LISTEN_BACKLOG = 1024  # the kernel caps it at net.core.somaxconn (4096 on current Linux)
 
 
 def install() -> None:
-    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    """Patch moto's DynamoDB backend, server and ASL interpreter in this process (idempotent)."""
     global _installed
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -34,7 +63,275 @@ def install() -> None:
     for name in _LOCKED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    _partition_queries()
+    _remembered_backends()
+    _parsed_once()
+    _shared_clients()
+    _many_connections()
+    _plain_json_answers()
     _installed = True
+
+
+# --- 3. Query by partition -------------------------------------------------------------------
+
+_querying = threading.local()
+
+
+def _partition_queries() -> None:
+    from moto.dynamodb.models.table import Table
+
+    query, all_items = Table.query, Table.all_items
+
+    @functools.wraps(query)
+    def partition_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        _querying.table, _querying.hash_key = self, hash_key
+        _querying.index = kwargs.get("index_name") or (args[6] if len(args) > 6 else None)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _querying.table = None
+
+    @functools.wraps(all_items)
+    def candidates(self: Any) -> Any:
+        if getattr(_querying, "table", None) is not self:
+            return all_items(self)
+        _querying.table = None  # once per query: the rest of moto sees the real thing
+        if _querying.index:  # query() filters these by the index's keys, then sorts them
+            return [i for part in self.items.values() for i in _partition(self, part)]
+        part = self.items.get(_querying.hash_key)
+        return _partition(self, part) if part is not None else []
+
+    Table.query = partition_query  # type: ignore[method-assign]
+    Table.all_items = candidates  # type: ignore[method-assign]
+
+
+def _partition(table: Any, part: Any) -> list[Any]:
+    return list(part.values()) if table.range_key_attr else [part]
+
+
+# --- 4. Backend lookup ---------------------------------------------------------------------
+
+
+def _remembered_backends() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    lookup = DomainDispatcherApplication.get_backend_for_host
+    known: dict[tuple[int, str | None], Any] = {}
+
+    @functools.wraps(lookup)
+    def remembered(self: Any, host: str | None) -> Any:
+        key = (id(self), host)
+        if key not in known:
+            known[key] = lookup(self, host)
+        return known[key]
+
+    DomainDispatcherApplication.get_backend_for_host = remembered  # type: ignore[method-assign]
+
+
+# --- 5. Parse once ----------------------------------------------------------------------------
+
+
+def _parsed_once() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)  # type: ignore[attr-defined]
+    result_path.parse = functools.lru_cache(maxsize=4096)(result_path.parse)  # type: ignore[attr-defined]
+    parse = AmazonStateLanguageParser.parse
+    trees: dict[str, Any] = {}
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:  # the first time: syntax errors raise as before
+            program, tree = parse(definition)
+            if len(trees) < 256:
+                trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    AmazonStateLanguageParser.parse = staticmethod(parse_once)  # type: ignore[method-assign]
+
+
+# --- 6. Clients -----------------------------------------------------------------------------
+
+
+def _shared_clients() -> None:
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        intercepting = botocore_stubber.enabled
+        endpoint = None if intercepting else f"http://localhost:{moto_server_port()}"
+        # A new stack in this process makes a new default session (with its own hooks).
+        key = (id(boto3._get_default_session()), region, service, endpoint)
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = boto3.client(
+                    aws_access_key_id="ak",
+                    region_name=region,
+                    service_name=service,
+                    aws_secret_access_key="sk",  # noqa: S106 (moto's, as moto has it)
+                    endpoint_url=endpoint,
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=256,
+                    ),
+                )
+        return client
+
+    # Modules that imported the function by name hold their own reference.
+    boto_client.boto_client_for = boto_client_for  # type: ignore[assignment]
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+# --- 9. Answers -----------------------------------------------------------------------------
+
+_ITEM_ACTIONS = frozenset(
+    (
+        "GetItem",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "Query",
+        "Scan",
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    )
+)
+
+
+def _plain_json_answers() -> None:
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    serialized = DynamoHandler.serialized
+
+    def plain(self: Any, action_result: Any) -> Any:
+        result = action_result.result if type(action_result) is DynamoResult else None
+        if isinstance(result, dict) and self._get_action() in _ITEM_ACTIONS:
+            try:
+                body = json.dumps({k: v for k, v in result.items() if v is not None})
+            except TypeError:  # something not plain JSON (bytes): moto's way
+                return serialized(self, action_result)
+            headers = {"Content-Type": "application/x-amz-json-1.0"} | self.response_headers
+            return 200, headers, body
+        return serialized(self, action_result)
+
+    DynamoHandler.serialized = plain  # type: ignore[method-assign]
+
+
+# --- 8. Calls from this process ---------------------------------------------------------------
+
+
+class _Body(io.BytesIO):
+    def stream(self, **_: Any) -> Any:
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+class InProcess:
+    """Answer this process's AWS calls to the moto server at `port` without a socket."""
+
+    # S3 streams bodies and routes by virtual host; Lambda Invoke has its own hook.
+    SKIPPED = ("s3", "lambda")
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.app = app
+        self.origins = (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
+        self.hook = ("before-send", self._send)
+
+    def _send(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        url = request.url
+        origin = next((o for o in self.origins if url.startswith(o + "/")), None)
+        if origin is None or _service_of(request) in self.SKIPPED:
+            return None
+        body = request.body or b""
+        if hasattr(body, "read"):
+            body = body.read()
+        if isinstance(body, str):
+            body = body.encode()
+        path, _, query = url[len(origin) :].partition("?")
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        environ = EnvironBuilder(
+            path=path,
+            base_url=origin,
+            query_string=query,
+            method=request.method,
+            headers=headers,
+            data=body,
+        ).get_environ()
+        chunks, status, answer_headers = run_wsgi_app(self.app, environ, buffered=True)
+        try:
+            content = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return AWSResponse(url, int(status.split()[0]), dict(answer_headers), _Body(content))
+
+    def install(self) -> None:
+        import boto3
+        import botocore.handlers
+
+        if self.hook not in botocore.handlers.BUILTIN_HANDLERS:
+            botocore.handlers.BUILTIN_HANDLERS.append(self.hook)
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.register(*self.hook)
+
+    def uninstall(self) -> None:
+        import boto3
+        import botocore.handlers
+
+        if self.hook in botocore.handlers.BUILTIN_HANDLERS:
+            botocore.handlers.BUILTIN_HANDLERS.remove(self.hook)
+        if boto3.DEFAULT_SESSION is not None:
+            boto3.DEFAULT_SESSION.events.unregister(*self.hook)
+
+
+def _service_of(request: Any) -> str:
+    """The signing name in the SigV4 credential scope (…/region/service/aws4_request)."""
+    auth = request.headers.get("Authorization", b"")
+    auth = auth.decode() if isinstance(auth, bytes) else auth
+    scope = auth.split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+    return scope[3] if len(scope) > 3 else ""
+
+
+# --- 7. Connections -------------------------------------------------------------------------
+
+
+def _many_connections() -> None:
+    from werkzeug.serving import ThreadedWSGIServer
+
+    ThreadedWSGIServer.request_queue_size = LISTEN_BACKLOG
+    get_request = ThreadedWSGIServer.get_request
+
+    def get_request_nodelay(self: Any) -> Any:
+        sock, address = get_request(self)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, address
+
+    ThreadedWSGIServer.get_request = get_request_nodelay  # type: ignore[method-assign]
 
 
 def _serialised(method: Any) -> Any:

@@ -74,6 +74,7 @@ class LocalStack:
         self.mail = MailDrop(state_dir / "mail")
         self.shops: list[DemoShop] = []
         self._moto: Any = None
+        self._in_process: Any = None
         self.api: LocalApi | None = None
         self.sandbox: Any = None
         self.lambdas: LocalLambdas | None = None
@@ -105,6 +106,12 @@ class LocalStack:
                 "ReconcileWaitSeconds": "1",
                 "ReconcileMaxTries": "3",
                 "KcpReadTimeoutSeconds": "3",
+                # Throttling as deployed, with limits no test, bench or `make run` user reaches
+                # (tests/integration/test_rate_limits.py runs its own API with low ones).
+                "ApiRateLimit": "100000",
+                "ApiBurstLimit": "100000",
+                "ShopRateLimit": "100000",
+                "ShopBurstLimit": "100000",
             }
             | self.parameter_overrides
         )
@@ -155,6 +162,9 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call is noise
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
+        # This process's own AWS calls skip the socket; other processes use the server.
+        self._in_process = moto_fixes.InProcess(self._moto._server.app, port)
+        self._in_process.install()
 
     def client(self, service: str) -> Any:
         return boto3.session.Session().client(
@@ -223,6 +233,8 @@ class LocalStack:
             self.api.stop()
         if self.sandbox:
             self.sandbox.stop()
+        if self._in_process:
+            self._in_process.uninstall()
         if self._moto:
             self._moto.stop()
         if self.lambdas:

@@ -78,7 +78,14 @@ class Template:
 
     def physical_name(self, logical_id: str) -> str:
         props = self.resources[logical_id].get("Properties", {})
-        for key in ("Name", "TableName", "FunctionName", "LogGroupName", "BucketName"):
+        for key in (
+            "Name",
+            "TableName",
+            "FunctionName",
+            "LogGroupName",
+            "BucketName",
+            "EmailIdentity",
+        ):
             if key in props:
                 return str(self.resolve(props[key]))
         if self.resources[logical_id]["Type"] == "AWS::S3::Bucket":
@@ -96,6 +103,8 @@ class Template:
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
         if kind == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*"
+        if kind == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{name}"
         if kind == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1"
         return f"arn:aws:local:{REGION}:{ACCOUNT}:{name}"
@@ -111,6 +120,10 @@ class Template:
         }
         if name in pseudo:
             return pseudo[name]
+        if name.endswith(".Stage"):  # SAM: an Api's stage, by its name
+            return self.resolve(
+                self.resources[name.removesuffix(".Stage")]["Properties"]["StageName"]
+            )
         if name in self.parameters:
             spec = self.doc["Parameters"][name]
             value = self.parameters[name]
@@ -263,6 +276,16 @@ class Template:
 
     def api(self, logical_id: str) -> dict[str, Any]:
         return self.resolve(self.resources[logical_id]["Properties"])
+
+    def usage_plans(self, api_id: str) -> list[tuple[float, int]]:
+        """(rate, burst) of each usage plan on the API's stage, as the template sets them."""
+        plans = []
+        for spec in self.of_type("AWS::ApiGateway::UsagePlan").values():
+            stages = spec["Properties"].get("ApiStages", [])
+            if any(stage.get("ApiId") == {"Ref": api_id} for stage in stages):
+                throttle = self.resolve(spec["Properties"].get("Throttle", {}))
+                plans.append((float(throttle["RateLimit"]), int(throttle["BurstLimit"])))
+        return plans
 
     def buckets(self) -> list[str]:
         return [self.physical_name(k) for k in self.of_type("AWS::S3::Bucket")]

@@ -3,6 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
+from cancelflow.shops import usage_key
 from cancelflow.store.dynamodb import key_hash
 
 logger = Logger()
@@ -27,4 +28,6 @@ def handler(event: dict, context: object) -> dict:
             ],
         },
         "context": {"shop_id": shop_id},
+        # The API's key source is AUTHORIZER: this names the shop's usage plan key (its rate).
+        "usageIdentifierKey": usage_key(shop_id),
     }

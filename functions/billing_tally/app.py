@@ -15,11 +15,11 @@ def handler(event: dict, context: object) -> dict:
     before = event["summary"]
     after = run.tally(before, event["results"])
     # Per page, so the Sum over a run is the run's total (an alarm watches Unknown).
-    for key in run.SUMMARY_KEYS:
+    for key in (*run.SUMMARY_KEYS, run.AWAITING_TNO):
         metrics.add_metric(
-            name=f"Subscriptions{key.title()}",
+            name=f"Subscriptions{key.title().replace('_', '')}",
             unit=MetricUnit.Count,
-            value=after[key] - before[key],
+            value=after.get(key, 0) - before.get(key, 0),
         )
     logger.info("billing tally", extra=after)
     return after

@@ -17,6 +17,7 @@ def test_a_known_key_allows_every_route_of_the_api_for_that_shop(stack: LocalSta
     policy = stack.lambdas.invoke("cancelflow-AuthorizerFunction", event)
     assert policy["principalId"] == "shop-b"
     assert policy["context"] == {"shop_id": "shop-b"}
+    assert policy["usageIdentifierKey"] == "cancelflow-usage-key-shop-b"  # its usage plan key
     (statement,) = policy["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Resource"].endswith(":abcdef1234/prod/*")

@@ -6,12 +6,16 @@ Each scenario bills on its own calendar year, so runs never see another scenario
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from cancelflow.billing.dynamodb import DynamoBilling
 from cancelflow.clock import KST
 from local.stack import LocalStack
+from local.template import ROOT
 
 from .billing_support import (
     batch_key,
@@ -379,3 +383,68 @@ def test_a_replayed_create_with_the_same_key_returns_the_same_subscription(
     assert second.body["subscription_id"] == first.body["subscription_id"]
     assert first.body["next_charge_date"] == "2036-03-05"  # the first Wednesday on or after
     assert other.status == 422 and other.code == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_a_charge_confirmed_only_as_a_duplicate_order_stays_open_until_its_tno_is_linked(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    today = datetime.now(KST).date()
+    sid = subscribe(shop, batch_key(url), today.isoformat(), amount=30000).body["subscription_id"]
+    fault = {"path": "charge", "mode": "commit_then_timeout", "hold_seconds": 2}
+    assert http("POST", f"{url}/_sandbox/faults", fault).status == 201
+    assert bill(stack, today.isoformat())["awaiting_tno"] == 1
+    charges = call(shop, "GET", f"/v1/subscriptions/{sid}/charges").body["items"]
+    assert [(c["status"], c["tno"], c["open_case"]) for c in charges] == [
+        ("SUCCEEDED", None, "TNO_UNKNOWN")
+    ]
+
+    # Cancelled at once: the pro-rata refund is owed, and the subscription says what it waits for.
+    stopped = call(shop, "POST", f"/v1/subscriptions/{sid}/cancel", {"when": "IMMEDIATELY"})
+    assert stopped.status == 200, stopped.body
+    waiting = stopped.body["cancellation"]
+    assert waiting["refund_amount"] > 0 and waiting["refund_cancellation_id"] is None
+    assert waiting["refund_waiting_for"] == "KCP_TNO"
+
+    # An operator finds the tno in KCP's admin (here: the sandbox's ledger) and links it.
+    tno = charges_at_kcp(url, sid)[0]["tno"]
+    linked = link_tno(stack, sid, charges[0]["period"], tno)
+    assert linked.returncode == 0, linked.stderr
+    after = call(shop, "GET", f"/v1/subscriptions/{sid}").body
+    assert after["last_paid"]["tno"] == tno
+    assert after["cancellation"]["refund_waiting_for"] is None
+    outcome = shop.outcome(after["cancellation"]["refund_cancellation_id"])
+    assert (outcome["status"], outcome["refunded_amount"]) == (
+        "SUCCEEDED",
+        waiting["refund_amount"],
+    )
+    charges = call(shop, "GET", f"/v1/subscriptions/{sid}/charges").body["items"]
+    assert [(c["tno"], c["open_case"]) for c in charges] == [(tno, None)]
+    # Linking again changes nothing; a tno KCP does not hold as this charge is refused.
+    assert link_tno(stack, sid, charges[0]["period"], tno).returncode == 0
+    wrong = link_tno(stack, sid, charges[0]["period"], "20990101000000")
+    assert wrong.returncode != 0 and "PAYMENT_CONFLICT" in wrong.stderr
+
+
+def link_tno(stack: LocalStack, sid: str, period: str, tno: str) -> subprocess.CompletedProcess:
+    env_file = str(stack.state_dir / "stack.env")
+    return subprocess.run(  # noqa: S603 (our own CLI, as an operator runs it)
+        [
+            sys.executable,
+            "-m",
+            "local.charge_tno",
+            "--subscription",
+            sid,
+            "--period",
+            period,
+            "--tno",
+            tno,
+            "--env",
+            env_file,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ) | {"PYTHONPATH": f"{ROOT / 'layers' / 'cancelflow'}:{ROOT}"},
+    )

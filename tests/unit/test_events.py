@@ -28,6 +28,7 @@ class _RecordingLambdas:
                 "principalId": "demo-shop",
                 "policyDocument": {"Statement": [{"Effect": "Allow"}]},
                 "context": {"shop_id": "demo-shop"},
+                "usageIdentifierKey": "cancelflow-usage-key-demo-shop",
             }
         return {"statusCode": 202, "headers": {}, "body": "{}"}
 

@@ -25,7 +25,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cancelflow import eligibility
@@ -274,6 +274,10 @@ def send(
 ) -> dict[str, Any]:
     """Journal the cancel, send it once, classify the answer."""
     cancellation = _load(store, shop_id, cancellation_id)
+    if cancellation.status is CancellationStatus.SENDING:
+        # A re-run (its first run's result was lost): the journal may already hold KCP's
+        # definitive answer; only an unanswered send needs an inquiry.
+        return _journaled_verdict(cancellation) or {"next": "RECONCILE", "tries": 0}
     if cancellation.status is not CancellationStatus.RESERVED:
         return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
     payment = store.get_payment(shop_id, cancellation.tno)
@@ -299,28 +303,66 @@ def send(
         balance_before=balance_before,
         refund_account=cancellation.refund_account,
     )
-    for _ in range(NOT_SENT_TRIES):
+    for n in range(NOT_SENT_TRIES):
         answer = _call(gateway, order)
         store.journal(cancellation, _completed(attempt, answer, clock))
-        if answer.outcome is not Outcome.NOT_SENT:
+        if answer.outcome is not Outcome.NOT_SENT or n == NOT_SENT_TRIES - 1:
             break
         attempt = Attempt(seq=attempt.seq + 1, kind="CANCEL", sent_at=clock.now())
         store.journal(cancellation, attempt)
-    gateway_fields = {"res_cd": answer.res_cd, "res_msg": answer.res_msg}
-    if answer.outcome is Outcome.SUCCEEDED:
-        return settle_with(
-            CancellationStatus.SUCCEEDED,
-            cancelled_at=to_utc_text(answer.cancelled_at or clock.now()),
-            partial_seq=answer.partial_seq,
-            **gateway_fields,
-        )
-    if answer.outcome is Outcome.DECLINED:
-        return settle_with(CancellationStatus.FAILED, "GATEWAY_DECLINED", **gateway_fields)
-    if answer.outcome is Outcome.NOT_SENT:
-        reason = "INVALID_REQUEST" if answer.detail.startswith("invalid") else "GATEWAY_UNREACHABLE"
-        return settle_with(CancellationStatus.FAILED, reason)
+    verdict = _verdict(
+        answer.outcome,
+        answer.res_cd,
+        answer.res_msg,
+        answer.detail,
+        answer.cancelled_at or clock.now(),
+        answer.partial_seq,
+    )
+    if verdict is not None:
+        return verdict
     store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
     return {"next": "RECONCILE", "tries": 0}
+
+
+def _verdict(
+    outcome: Outcome,
+    res_cd: str,
+    res_msg: str,
+    detail: str,
+    cancelled_at: datetime,
+    partial_seq: str = "",
+) -> dict[str, Any] | None:
+    """What a definitive answer (or "never sent") settles; None for an unknown fate."""
+    gateway_fields = {"res_cd": res_cd, "res_msg": res_msg}
+    if outcome is Outcome.SUCCEEDED:
+        return settle_with(
+            CancellationStatus.SUCCEEDED,
+            cancelled_at=to_utc_text(cancelled_at),
+            partial_seq=partial_seq,
+            **gateway_fields,
+        )
+    if outcome is Outcome.DECLINED:
+        return settle_with(CancellationStatus.FAILED, "GATEWAY_DECLINED", **gateway_fields)
+    if outcome is Outcome.NOT_SENT:
+        reason = "INVALID_REQUEST" if detail.startswith("invalid") else "GATEWAY_UNREACHABLE"
+        return settle_with(CancellationStatus.FAILED, reason)
+    return None
+
+
+def _journaled_verdict(cancellation: Cancellation) -> dict[str, Any] | None:
+    """The verdict of the journal's last cancel attempt, if KCP's answer to it was recorded
+    (a NOT_SENT last attempt means none was sent: each is completed before the next)."""
+    sends = [a for a in cancellation.attempts if a.kind == "CANCEL"]
+    if not sends or not sends[-1].outcome:
+        return None  # sent (maybe) and unanswered: only an inquiry can tell
+    last = sends[-1]
+    return _verdict(
+        Outcome(last.outcome),
+        last.res_cd,
+        last.res_msg,
+        last.detail,
+        last.completed_at or last.sent_at,
+    )
 
 
 def _call(gateway: Gateway, order: CancelOrder) -> CancelAnswer:

@@ -34,6 +34,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "SUBSCRIPTION_NOT_FOUND": (404, "No subscription with this id for your shop."),
     "SUBSCRIPTION_STATE_CONFLICT": (409, "The subscription's status does not allow this."),
     "SUBSCRIPTION_REFUND_MANUAL": (409, "Cancelled, but the refund must be made by hand."),
+    "CHARGE_NOT_FOUND": (404, "No such charge of this subscription."),
 }
 # Every reason a cancel can be refused for (eligibility) is also a 422 code the API may answer.
 CATALOGUE |= {code: (422, text["en"]) for code, text in REASONS.items() if code not in CATALOGUE}

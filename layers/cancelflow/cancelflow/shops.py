@@ -11,6 +11,15 @@ from cancelflow.policy import PolicyError, ShopPolicy, validate_policy
 from cancelflow.store.port import Conflict, Store
 
 
+def usage_key(shop_id: str) -> str:
+    """The shop's API Gateway usage key: the authorizer names it, the usage plan throttles it.
+
+    Not a credential: with the API's key source AUTHORIZER a caller can never present it, so it
+    is derived from the shop id and needs no storage (README, Deploy: provisioning a shop).
+    """
+    return f"cancelflow-usage-key-{shop_id}"
+
+
 def get_policy(store: Store, shop_id: str) -> ShopPolicy:
     return store.get_policy(shop_id)
 

@@ -337,6 +337,37 @@ class DynamoBilling:
             if _code(e) != "ConditionalCheckFailedException":
                 raise  # settled meanwhile by another run: its record stands
 
+    def link_tno(self, charge: Charge, payment: Payment) -> None:
+        key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        values = {
+            ":tno": charge.tno,
+            ":ok": ChargeStatus.SUCCEEDED.value,
+            ":at": to_utc_text(charge.approved_at or charge.updated_at),
+            ":now": to_utc_text(charge.updated_at),
+        }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(key),
+                UpdateExpression="SET tno = :tno, approved_at = :at, updated_at = :now",
+                ConditionExpression="#st = :ok AND (attribute_not_exists(tno) OR tno = :tno)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=_marshal(values),
+            )
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise Conflict("the charge has another tno") from e
+            raise
+        try:  # then its Payment, once: a repeat after a crash between the two finishes it
+            self._db.put_item(
+                TableName=self._table,
+                Item=_marshal(_payment_item(payment)),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+
     def charges(self, shop_id: str, subscription_id: str) -> list[Charge]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,

@@ -36,15 +36,19 @@ from cancelflow.billing.subscriptions import (
     PaidPeriod,
     Status,
     Subscription,
+    charge_payment,
 )
 from cancelflow.clock import Clock
 from cancelflow.gateway.port import ChargeAnswer, ChargeOrder, Gateway, Outcome
-from cancelflow.models import Payment, PayMethod, Shop
+from cancelflow.models import Payment, Shop
 from cancelflow.notify import Mailer
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("charged", "declined", "suspended", "skipped", "unknown", "failed")
+# Also counted, not a separate outcome: charged, but KCP's tno is not known (a duplicate-order
+# answer). It cannot be refunded until linked (subscriptions.link_charge_tno): an alarm watches.
+AWAITING_TNO = "awaiting_tno"
 # KCP's "duplicate order number": on a charge it means this ordr_idxx was already approved.
 DUPLICATE_ORDER_CODES = frozenset({"8338", "8739"})
 NOT_SENT_TRIES = 3  # a charge that never left is safe to try again at once
@@ -190,7 +194,7 @@ def tally(summary: dict[str, Any], lanes: Sequence[dict[str, Any]]) -> dict[str,
     out = dict(summary)
     for lane in lanes:
         for key, n in (lane.get("counts") or {}).items():
-            out[key] += int(n)
+            out[key] = out.get(key, 0) + int(n)
         out["failed"] += len(lane.get("unfinished", []))
     return out
 
@@ -246,6 +250,8 @@ def charge_lane(
             again.append(ref)
             continue
         counts[outcome_key(result)] += 1
+        if result.get("result") == "CHARGED" and not result.get("tno"):
+            counts[AWAITING_TNO] = counts.get(AWAITING_TNO, 0) + 1
         lines.append(line(result))
     return {
         "counts": counts,
@@ -393,22 +399,16 @@ def _charged(
             return s  # already advanced
         return replace(s, period_date=end, attempt=1, due_on=end, last_paid=paid)
 
-    payment = None
-    if done.tno:  # the ledger's Payment, so the cancel workflow can refund it
-        payment = Payment(
-            shop_id=sub.shop_id,
-            tno=done.tno,
-            order_id=done.order_id,
-            amount=done.amount,
-            method=PayMethod.CARD,
-            product_name=sub.product_name,
-            buyer_email=sub.customer_email,
-            buyer_name=sub.customer_name,
-            approved_at=(done.approved_at or now).replace(microsecond=0),
-            registered_at=now,
-        )
+    # The ledger's Payment, so the cancel workflow can refund it. Without a tno (a duplicate
+    # order answer) the charge stays an open case until an operator links it (link_charge_tno).
+    payment = charge_payment(sub, done, None, now) if done.tno else None
     if _settle(deps, sub, done, advance, payment):
         _mail(deps, sub, done, None)
+    if not done.tno:
+        logger.warning(
+            "charged, tno unknown: link it from KCP's admin",
+            extra={"subscription_id": sub.subscription_id, "order_id": done.order_id},
+        )
     return {"result": "CHARGED", "tno": done.tno, "by": done.confirmed_by}
 
 

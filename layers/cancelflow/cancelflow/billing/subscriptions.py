@@ -19,7 +19,8 @@ from cancelflow.billing import schedule
 from cancelflow.billing.schedule import Cycle
 from cancelflow.clock import Clock
 from cancelflow.errors import Problem
-from cancelflow.models import Payment
+from cancelflow.gateway.port import Gateway, Outcome
+from cancelflow.models import Payment, PayMethod
 
 
 class Status(StrEnum):
@@ -193,6 +194,11 @@ class BillingStore(Protocol):
         ...
 
     def charges(self, shop_id: str, subscription_id: str) -> list[Charge]: ...
+
+    def link_tno(self, charge: Charge, payment: Payment) -> None:
+        """Set a SUCCEEDED charge's tno and create its ledger Payment (each once; a repeat is
+        a no-op)."""
+        ...
 
     def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
         """Write a charge's new state with the subscription's (version-checked), and register the
@@ -428,25 +434,94 @@ def cancel(
             updated_at=now,
         )
 
-    sub = _change(store, shop_id, subscription_id, change)
+    return _start_refund(store, refund, clock, _change(store, shop_id, subscription_id, change))
+
+
+def refund_waits_for_tno(sub: Subscription) -> bool:
+    """A pro-rata refund is owed but cannot be sent: KCP's tno of the paid period is unknown."""
     paid = sub.last_paid
-    if sub.refund_amount > 0 and not sub.refund_cancellation_id and paid is not None:
-        if not paid.tno:
-            # Charged, but KCP confirmed it only as a duplicate order: the shop refunds by hand.
-            raise Problem(
-                "SUBSCRIPTION_REFUND_MANUAL",
-                f"Cancelled, but period {paid.period}'s transaction number is not known yet: "
-                f"refund {sub.refund_amount} KRW in KCP's merchant admin.",
-            )
-        key = f"{sub.subscription_id}:refund:{paid.period}"
-        cancellation_id = refund(shop_id, paid.tno, sub.refund_amount, key)
-        sub = _change(
-            store,
-            shop_id,
-            subscription_id,
-            lambda s: replace(s, refund_cancellation_id=cancellation_id, updated_at=clock.now()),
+    return bool(sub.refund_amount > 0 and not sub.refund_cancellation_id and paid and not paid.tno)
+
+
+def _start_refund(
+    store: BillingStore, refund: Refund, clock: Clock, sub: Subscription
+) -> Subscription:
+    """Send the owed refund through the cancel workflow once its tno is known (idempotent)."""
+    paid = sub.last_paid
+    if sub.refund_amount <= 0 or sub.refund_cancellation_id or paid is None or not paid.tno:
+        return sub  # nothing owed, already started, or waiting for the tno (the view says so)
+    key = f"{sub.subscription_id}:refund:{paid.period}"
+    cancellation_id = refund(sub.shop_id, paid.tno, sub.refund_amount, key)
+    return _change(
+        store,
+        sub.shop_id,
+        sub.subscription_id,
+        lambda s: replace(s, refund_cancellation_id=cancellation_id, updated_at=clock.now()),
+    )
+
+
+def link_charge_tno(
+    store: BillingStore,
+    gateway: Gateway,
+    refund: Refund,
+    clock: Clock,
+    shop_id: str,
+    subscription_id: str,
+    period: str,
+    tno: str,
+) -> Subscription:
+    """Give a charge KCP confirmed only as a duplicate order its tno (found in KCP's merchant
+    admin), after KCP's inquiry confirms that tno is this charge: then it can be refunded, and
+    a refund that waited for it is sent. Re-running it finishes what a crash left undone."""
+    sub = get(store, shop_id, subscription_id)
+    charge = next(
+        (
+            c
+            for c in store.charges(shop_id, subscription_id)
+            if c.period == period and c.status is ChargeStatus.SUCCEEDED
+        ),
+        None,
+    )
+    if charge is None:
+        raise Problem("CHARGE_NOT_FOUND", f"No successful charge of period {period}.")
+    if charge.tno and charge.tno != tno:
+        raise Problem("PAYMENT_CONFLICT", f"Period {period} was charged as tno {charge.tno}.")
+    answer = gateway.inquire(tno, PayMethod.CARD)
+    if answer.outcome is not Outcome.SUCCEEDED or answer.amount != charge.amount:
+        raise Problem(
+            "PAYMENT_MISMATCH",
+            f"KCP does not hold tno {tno} as a {charge.amount} KRW card charge "
+            f"({answer.res_cd or answer.detail}, amount {answer.amount}).",
         )
-    return sub
+    now = clock.now()
+    linked = replace(charge, tno=tno, approved_at=charge.approved_at or now, updated_at=now)
+    store.link_tno(linked, charge_payment(sub, linked, answer.remaining_balance, now))
+
+    def remember(s: Subscription) -> Subscription | None:
+        if s.last_paid is None or s.last_paid.period != period or s.last_paid.tno:
+            return None
+        return replace(s, last_paid=replace(s.last_paid, tno=tno), updated_at=now)
+
+    return _start_refund(store, refund, clock, _change(store, shop_id, subscription_id, remember))
+
+
+def charge_payment(
+    sub: Subscription, charge: Charge, balance: int | None, now: datetime
+) -> Payment:
+    """The ledger's Payment of a charge, so the cancel workflow can refund it."""
+    return Payment(
+        shop_id=sub.shop_id,
+        tno=charge.tno,
+        order_id=charge.order_id,
+        amount=charge.amount,
+        method=PayMethod.CARD,
+        product_name=sub.product_name,
+        buyer_email=sub.customer_email,
+        buyer_name=sub.customer_name,
+        approved_at=(charge.approved_at or now).replace(microsecond=0),
+        registered_at=now,
+        balance=charge.amount if balance is None else balance,
+    )
 
 
 def refund_through_cancel_workflow(store: Any, starter: Any, clock: Clock) -> Refund:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from cancelflow.billing.subscriptions import Charge, Status, Subscription
+from cancelflow.billing.subscriptions import (
+    Charge,
+    ChargeStatus,
+    Status,
+    Subscription,
+    refund_waits_for_tno,
+)
 from cancelflow.clock import to_kst_text
 from cancelflow.gateway import codes
 
@@ -27,6 +33,7 @@ def subscription_view(s: Subscription) -> dict[str, Any]:
         "last_paid": {
             "period": paid.period,
             "tno": paid.tno or None,
+            "tno_unknown": not paid.tno,
             "amount": paid.amount,
             "period_start": paid.start.isoformat(),
             "period_end": paid.end.isoformat(),
@@ -40,6 +47,8 @@ def subscription_view(s: Subscription) -> dict[str, Any]:
             "service_until": s.service_until.isoformat() if s.service_until else None,
             "refund_amount": s.refund_amount,
             "refund_cancellation_id": s.refund_cancellation_id or None,
+            # Owed but not sent: KCP's tno of the paid period is not known yet.
+            "refund_waiting_for": "KCP_TNO" if refund_waits_for_tno(s) else None,
         }
         if s.status is Status.CANCELLED
         else None,
@@ -70,6 +79,8 @@ def charge_view(c: Charge, lang: str = "ko") -> dict[str, Any]:
         if c.res_cd
         else None,
         "detail": c.detail or None,
+        # Charged, but KCP answered only "duplicate order": refundable once its tno is linked.
+        "open_case": "TNO_UNKNOWN" if c.status is ChargeStatus.SUCCEEDED and not c.tno else None,
         "created_at": to_kst_text(c.created_at),
         "updated_at": to_kst_text(c.updated_at),
     }

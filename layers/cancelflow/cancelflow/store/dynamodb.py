@@ -402,7 +402,8 @@ class DynamoStore:
                 TableName=self._table,
                 Key=_marshal(_cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
                 UpdateExpression="SET #st = :new, updated_at = :now",
-                ConditionExpression="NOT #st IN (:s1, :s2, :s3, :s4)",
+                # attribute_exists: a missing item would otherwise be created as a ghost
+                ConditionExpression="attribute_exists(PK) AND NOT #st IN (:s1, :s2, :s3, :s4)",
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues=_marshal(
                     {":new": status.value, ":now": to_utc_text(cancellation.updated_at)}

@@ -1,0 +1,226 @@
+"""Every workflow step run twice (a retry after a lost result, a redrive): the second run moves
+no money, sends nothing to KCP, and routes the execution to the same outcome."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from cancelflow import cancellations
+from cancelflow.cancellations import CancelRequest
+from cancelflow.models import CancellationStatus, PaymentStatus
+from tests.fakes.examples import SHOP, a_payment
+from tests.fakes.kcp import Fate, KcpModel
+from tests.fakes.store import MemoryStore
+from tests.fakes.workflow import RecordingStarter, SteppingClock
+
+TNO = "20261123000001"
+MAX_TRIES = 3
+
+
+@dataclass
+class World:
+    store: MemoryStore = field(default_factory=MemoryStore)
+    kcp: KcpModel = field(default_factory=KcpModel)
+    clock: SteppingClock = field(default_factory=SteppingClock)
+    cid: str = ""
+
+    def snapshot(self, journal: bool = True) -> Any:
+        state = copy.deepcopy(
+            (self.store.payments, self.store.cancellations, set(self.store.idempotency))
+        )
+        return (state, copy.deepcopy(self.store.attempts)) if journal else state
+
+    def status(self) -> CancellationStatus:
+        found = self.store.get_cancellation(SHOP, self.cid)
+        assert found is not None
+        return found.status
+
+    def decide(self) -> dict[str, Any]:
+        return cancellations.decide(self.store, self.clock, SHOP, self.cid)
+
+    def send(self, *fates: Fate) -> dict[str, Any]:
+        self.kcp.next_fates = list(fates)
+        return cancellations.send(self.store, self.kcp, self.clock, SHOP, self.cid)
+
+    def reconcile(self, tries: int = 0) -> dict[str, Any]:
+        return cancellations.reconcile(
+            self.store, self.kcp, self.clock, SHOP, self.cid, tries, MAX_TRIES
+        )
+
+    def settle(self, route: dict[str, Any]) -> dict[str, Any]:
+        return cancellations.settle(self.store, self.clock, SHOP, self.cid, route["verdict"])
+
+    def run_on(self, route: dict[str, Any]) -> dict[str, Any]:
+        """Follow a route to the end, as the state machine would (KCP answers inquiries)."""
+        while route["next"] != "SETTLE":
+            route = self.reconcile(int(route.get("tries", 0)))
+        return self.settle(route)
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.store.put_payment(a_payment(TNO, 30000))
+    w.kcp.approve(TNO, 30000)
+    cancellation, _ = cancellations.request_cancellation(
+        w.store,
+        RecordingStarter(),
+        w.clock,
+        SHOP,
+        TNO,
+        CancelRequest("CHANGE_OF_MIND", "단순 변심", 10000),
+        "key-1",
+    )
+    w.cid = cancellation.cancellation_id
+    return w
+
+
+def _money(w: World) -> tuple[int, int, str, PaymentStatus]:
+    p = w.store.raw_payment(SHOP, TNO)
+    return p.balance, p.available, p.in_flight, p.status
+
+
+# --- decide --------------------------------------------------------------------------------
+
+
+def test_deciding_twice_holds_the_amount_once_and_still_sends(world: World) -> None:
+    first = world.decide()
+    after_first = world.snapshot()
+    second = world.decide()
+
+    assert first == {"next": "SEND", "amount": 10000}
+    assert second["next"] == first["next"] == "SEND"
+    assert world.snapshot() == after_first
+    assert _money(world) == (30000, 20000, "", PaymentStatus.PAID)
+
+
+def test_deciding_a_rejected_cancel_twice_rejects_it_the_same_way(world: World) -> None:
+    key = (SHOP, world.cid)  # more than the payment: the API would have refused it at once
+    world.store.cancellations[key] = replace(world.store.cancellations[key], requested_amount=40000)
+    first = world.decide()
+    after_first = world.snapshot()
+    second = world.decide()
+
+    assert first["verdict"]["status"] == "REJECTED"
+    assert second == first
+    assert world.snapshot() == after_first
+
+
+def test_deciding_after_the_cancel_was_sent_routes_on_without_deciding_again(
+    world: World,
+) -> None:
+    world.decide()
+    world.send(Fate.HOLD)
+    before = world.snapshot()
+    assert world.decide() == {"next": "RECONCILE", "tries": 0}
+    assert world.snapshot() == before
+
+
+# --- send ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fate", "outcome"),
+    [
+        (Fate.APPLY, CancellationStatus.SUCCEEDED),
+        (Fate.APPLY_LOSE_ANSWER, CancellationStatus.SUCCEEDED),
+        (Fate.HOLD, CancellationStatus.NEEDS_REVIEW),
+    ],
+)
+def test_sending_twice_sends_once_and_ends_the_same(
+    world: World, fate: Fate, outcome: CancellationStatus
+) -> None:
+    world.decide()
+    world.send(fate)
+    requests, after_first = len(world.kcp.requests), world.snapshot()
+
+    second = world.send(Fate.APPLY)
+
+    assert len(world.kcp.requests) == requests == 1  # never sent again
+    assert world.snapshot() == after_first
+    # A journaled answer settles as it said; an unanswered one is asked about, never resent.
+    if fate is Fate.APPLY:
+        assert second["next"] == "SETTLE"
+    else:
+        assert second == {"next": "RECONCILE", "tries": 0}
+    assert world.run_on(second)["status"] == outcome.value
+
+
+@pytest.mark.parametrize("fates", [(Fate.DECLINE,), (Fate.UNREACHABLE,) * 3])
+def test_a_resent_send_after_a_definitive_answer_still_ends_as_that_answer_said(
+    world: World, fates: tuple[Fate, ...]
+) -> None:
+    world.decide()
+    world.send(*fates)  # the Lambda wrote the answer, then timed out before returning
+    second = world.send()
+    outcome = world.run_on(second)
+    assert outcome["status"] == "FAILED"
+    assert _money(world) == (30000, 30000, "", PaymentStatus.PAID)
+
+
+# --- reconcile -----------------------------------------------------------------------------
+
+
+def test_reconciling_twice_asks_again_and_routes_the_same(world: World) -> None:
+    world.decide()
+    world.send(Fate.APPLY_LOSE_ANSWER)
+    first = world.reconcile()
+    money, inquiries = _money(world), world.kcp.inquiries
+    second = world.reconcile()
+
+    assert first["verdict"] | {"cancelled_at": ""} == second["verdict"] | {"cancelled_at": ""}
+    assert (first["next"], first["verdict"]["status"]) == ("SETTLE", "SUCCEEDED")
+    assert _money(world) == money  # nothing moves until Settle
+    assert world.kcp.inquiries == inquiries + 1  # each run asks (and journals its inquiry)
+    assert len(world.kcp.requests) == 1
+
+
+def test_reconciling_an_unconfirmed_cancel_twice_waits_the_same(world: World) -> None:
+    world.decide()
+    world.send(Fate.HOLD)
+    assert world.reconcile(1) == world.reconcile(1) == {"next": "WAIT", "tries": 2}
+    assert world.status() is CancellationStatus.RECONCILING
+
+
+def test_reconciling_after_it_was_settled_changes_nothing(world: World) -> None:
+    world.decide()
+    never_sent = world.reconcile()  # still RESERVED: nothing reached KCP
+    assert never_sent["verdict"] == {"status": "FAILED", "reasons": ["GATEWAY_UNREACHABLE"]}
+    world.settle(never_sent)
+    before = world.snapshot()
+    route = world.reconcile()
+    assert route["verdict"]["status"] == "FAILED"
+    assert world.snapshot() == before
+
+
+# --- settle --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fate", [Fate.APPLY, Fate.DECLINE])
+def test_settling_twice_writes_the_outcome_once(world: World, fate: Fate) -> None:
+    world.decide()
+    route = world.send(fate)
+    first = world.settle(route)
+    after_first = world.snapshot()
+    second = world.settle(route)
+
+    assert second == first
+    assert world.snapshot() == after_first
+    expected = (20000, 20000) if fate is Fate.APPLY else (30000, 30000)
+    assert _money(world)[:3] == (*expected, "")
+
+
+def test_settling_an_unconfirmed_cancel_twice_keeps_one_hold(world: World) -> None:
+    world.decide()
+    route = world.send(Fate.HOLD)
+    while route["next"] != "SETTLE":
+        route = world.reconcile(int(route["tries"]))
+    first, after_first = world.settle(route), world.snapshot()
+    assert world.settle(route) == first
+    assert first["status"] == "NEEDS_REVIEW"
+    assert world.snapshot() == after_first
+    assert _money(world) == (30000, 20000, world.cid, PaymentStatus.PAID)
