@@ -42,7 +42,6 @@ Run: make faults [N=10000] [SEED=...]   or   python bench/faults.py --n 500 --se
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -55,7 +54,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -316,54 +315,6 @@ class KcpAim:
     def wait_quiet(self) -> None:
         while time.monotonic() < self.quiet_at:
             time.sleep(0.2)
-
-
-# --- the emulator, faster (same answers) -------------------------------------------------------
-
-
-@contextlib.contextmanager
-def emulator_speedups() -> Iterator[None]:
-    """Two costs of moto that are the emulator's, not the design's, and make a long run
-    quadratic or slow; both give the same answers:
-
-    - a Query on the table's own key reads and sorts every item of the table (moto's
-      Table.query calls all_items()), so each workflow step costs more as the table grows:
-      here it reads only the queried partition (a GSI query is left as it is);
-    - the ASL interpreter builds a new boto3 client for every Lambda task: here one per
-      region and service, reused (botocore clients are thread-safe).
-    """
-    from moto.dynamodb.models.table import Table
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-
-    query, client_for = Table.query, lambda_eval_utils.boto_client_for
-    clients: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def narrow_query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
-        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
-        if index_name or not self.range_key_attr:
-            return query(self, hash_key, *args, **kwargs)
-        partition = list(self.items.get(hash_key, {}).values())
-        self.all_items = lambda: partition  # Table operations are serialised (moto_fixes)
-        try:
-            return query(self, hash_key, *args, **kwargs)
-        finally:
-            del self.all_items
-
-    def cached_client(region: str, service: str, state_credentials: Any = None) -> Any:
-        # moto's boto_client_for ignores state_credentials too (fixed test credentials)
-        with lock:
-            if (region, service) not in clients:
-                clients[(region, service)] = client_for(region, service)
-            return clients[(region, service)]
-
-    Table.query = narrow_query  # type: ignore[method-assign]
-    lambda_eval_utils.boto_client_for = cached_client
-    try:
-        yield
-    finally:
-        Table.query = query  # type: ignore[method-assign]
-        lambda_eval_utils.boto_client_for = client_for
 
 
 # --- driving the stack ------------------------------------------------------------------------
@@ -898,14 +849,13 @@ def run(s: Settings, stack: LocalStack | None = None) -> Figures:
         )
     bench = Run(s, stack)
     started = time.monotonic()
-    with emulator_speedups():
-        bench.start()
-        try:
-            bench.drive()
-            bench.sweep()
-            figures = compare(bench, bench.read())
-        finally:
-            bench.stop()
+    bench.start()
+    try:
+        bench.drive()
+        bench.sweep()
+        figures = compare(bench, bench.read())
+    finally:
+        bench.stop()
     figures.seconds = time.monotonic() - started
     return figures
 

@@ -161,7 +161,12 @@ class AwsFaults:
                 }
             ).encode()
             headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "fault"}
-            return AWSResponse(request.url, 400, headers, _Raw(body))
+            url = request.url
+            # Every before-send hook runs, and the local stack's in-process transport (moto_fixes
+            # InProcess) would carry the request to moto anyway: aim this attempt nowhere, so a
+            # throttled call is applied by nobody, as in DynamoDB. This answer is the one used.
+            request.url = "http://throttled.invalid/"
+            return AWSResponse(url, 400, headers, _Raw(body))
         if plan.pop("race", False):
             _send_twin(request)
         return None

@@ -1,9 +1,9 @@
-"""The fault bench (bench/faults.py, `make faults`) in small: 150 cancels (FAULTS_TEST_N=300 for
-more; the local stack spends about 0.5 s of CPU on a cancel), full and partial, several per payment
-and concurrent, under drawn KCP faults (late answers across and beyond the
-read timeout and the reconcile window, 500, reset, malformed, refusals, commit-then-timeout,
-inquiry faults) and AWS faults (DynamoDB throttling, conditional-write races, SES down), then every
-payment compared with the sandbox's ledger, after the sweep.
+"""The fault bench (bench/faults.py, `make faults`) in small: 300 cancels (FAULTS_TEST_N= for
+another count), full and partial, several per payment and concurrent, under drawn KCP faults
+(late answers across and beyond the read timeout and the reconcile window, 500, reset, malformed,
+refusals, commit-then-timeout, inquiry faults) and AWS faults (DynamoDB throttling,
+conditional-write races, SES down), then every payment compared with the sandbox's ledger, after
+the sweep.
 
 Stall-free profile: the faults that may leave a cancel open (holding its payment's send lock, so
 that payment's other cancels would wait minutes for it) strike single-cancel payments only, so it
@@ -17,7 +17,7 @@ import os
 from bench.faults import Settings, report, run
 from local.stack import LocalStack
 
-N = int(os.environ.get("FAULTS_TEST_N", "150"))
+N = int(os.environ.get("FAULTS_TEST_N", "300"))
 SEED = int(os.environ.get("FAULTS_TEST_SEED", "20261203"))  # fixed: a failure repeats
 
 
