@@ -42,6 +42,7 @@ Run: make faults [N=10000] [SEED=...]   or   python bench/faults.py --n 500 --se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -860,11 +861,23 @@ def run(s: Settings, stack: LocalStack | None = None) -> Figures:
     return figures
 
 
+def plain(value: Any) -> Any:
+    """JSON-ready: mapping keys as text."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [plain(v) for v in value]
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="cancels (default 10,000)")
     parser.add_argument("--seed", type=int, help="repeat a run (default: a new seed)")
     parser.add_argument("--in-flight", type=int, default=Settings.in_flight)
+    parser.add_argument("--ses-down", type=float, default=Settings.ses_down)
+    parser.add_argument("--json", help="also write the figures here, as JSON (for the test)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument(
         "--stall-free",
         action="store_true",
@@ -872,10 +885,20 @@ def main() -> None:
     )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
-    settings = Settings(n=args.n, seed=seed, in_flight=args.in_flight, stall_free=args.stall_free)
+    settings = Settings(
+        n=args.n,
+        seed=seed,
+        in_flight=args.in_flight,
+        stall_free=args.stall_free,
+        quiet=args.quiet,
+        ses_down=args.ses_down,
+    )
     print(f"fault bench: {settings.n} cancels, seed {seed} (--seed {seed} repeats it)")
     figures = run(settings)
     print(report(figures))
+    if args.json:
+        fields = {f.name: getattr(figures, f.name) for f in dataclasses.fields(figures)}
+        Path(args.json).write_text(json.dumps(plain(fields)))  # (asdict mangles Counters)
     bad = figures.doubles + figures.lost + figures.mismatches + figures.non_terminal
     sys.exit(1 if bad else 0)
 
