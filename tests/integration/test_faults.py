@@ -27,6 +27,11 @@ N = int(os.environ.get("FAULTS_TEST_N", "300"))
 SEED = int(os.environ.get("FAULTS_TEST_SEED", "20261203"))  # fixed: a failure repeats
 
 
+def _fresh_env() -> dict[str, str]:
+    """This process's environment without the session stack's endpoints."""
+    return {k: v for k, v in dict(os.environ).items() if k not in ("AWS_ENDPOINT_URL", "MOTO_PORT")}
+
+
 def test_cancels_under_drawn_faults_match_kcps_ledger(tmp_path: Path) -> None:
     figures_file = tmp_path / "figures.json"
     command = [sys.executable, "bench/faults.py", f"--n={N}", f"--seed={SEED}", "--stall-free"]
@@ -34,7 +39,7 @@ def test_cancels_under_drawn_faults_match_kcps_ledger(tmp_path: Path) -> None:
     done = subprocess.run(  # noqa: S603 (our own interpreter and script)
         command,
         cwd=ROOT,
-        env=os.environ | {"PYTHONPATH": f"{ROOT / 'layers' / 'cancelflow'}:{ROOT}"},
+        env=_fresh_env() | {"PYTHONPATH": f"{ROOT / 'layers' / 'cancelflow'}:{ROOT}"},
         capture_output=True,
         text=True,
         timeout=600,
