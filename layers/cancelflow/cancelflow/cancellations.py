@@ -134,6 +134,15 @@ def request_cancellation(
     # Answer what is clearly ineligible now; the workflow decides again, authoritatively.
     now = clock.now()
     decision = eligibility.decide(payment, request.ask(), store.get_policy(shop_id), now)
+    if not decision.allowed and payment.in_flight and "AMOUNT_EXCEEDS_BALANCE" in decision.reasons:
+        # The balance is held by a cancel whose fate at KCP is not known yet: say so.
+        raise Problem(
+            "REVIEW_PENDING",
+            f"Cancellation {payment.in_flight} of this payment is still open: KCP has not yet "
+            "confirmed whether it was applied, so its amount stays held. It is re-checked on a "
+            "schedule; ask again once it is settled.",
+            open_cancellation_id=payment.in_flight,
+        )
     if not decision.allowed:
         raise Problem(
             decision.reasons[0],
@@ -320,7 +329,11 @@ def send(
     )
     if verdict is not None:
         return verdict
-    store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
+    try:
+        store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
+    except Conflict:  # the sweep saw KCP apply it meanwhile and settled it
+        fresh = _load(store, shop_id, cancellation_id)
+        return _route_existing(fresh) or {"next": "RECONCILE", "tries": 0}
     return {"next": "RECONCILE", "tries": 0}
 
 

@@ -24,6 +24,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "CANCELLATION_NOT_FOUND": (404, "No cancellation with this id for your shop."),
     "METHOD_NOT_ALLOWED": (405, "This method is not allowed here."),
     "PAYMENT_CONFLICT": (409, "This tno is already registered with different details."),
+    "REVIEW_PENDING": (409, "Another cancel of this payment is still open; its amount is held."),
     "UNSUPPORTED_MEDIA_TYPE": (415, "Send the body as application/json."),
     "PAYMENT_MISMATCH": (422, "KCP does not hold this payment as described."),
     "FULFILLMENT_TRANSITION_INVALID": (422, "The payment cannot move to that fulfillment status."),
