@@ -62,7 +62,10 @@ typecheck: $(BIN)/.installed ## mypy on the domain layer
 
 .PHONY: pytest
 pytest: $(BIN)/.installed ## unit, gateway and integration tests (the real ASL on the local stack)
-	$(PYTEST) -n 2 --dist loadfile -q
+	@# Two runs: unit tests' moto mock_aws resets moto's global state when it ends, which would
+	@# empty the session stack of an integration test that xdist put after one in the same worker.
+	$(PYTEST) -n 2 -q tests/unit
+	$(PYTEST) -n 2 --dist loadfile -q tests/gateway tests/integration
 
 .PHONY: unit
 unit: $(BIN)/.installed ## the fast tests only

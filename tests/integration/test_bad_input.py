@@ -196,3 +196,21 @@ def test_a_payment_kcp_does_not_hold_as_described_is_refused_with_what_differs(
     # Nothing was recorded by the refusals; the true facts register.
     assert http("GET", f"{shop.url}/v1/payments/{payment['tno']}", headers=shop.auth).status == 404
     assert shop.register(payment).status == 201
+
+
+def test_a_throttled_table_is_503_with_retry_after_not_500(
+    shop: ShopClient, paid: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from cancelflow.store.dynamodb import DynamoStore
+
+    def throttled(*_: object, **__: object) -> None:
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}
+        raise ClientError(error, "GetItem")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DynamoStore, "get_payment", throttled)  # the handlers run in-process
+    answer = http("GET", f"{shop.url}/v1/payments/{paid['tno']}", headers=shop.auth)
+
+    _assert_problem(answer, 503, "SERVICE_UNAVAILABLE")
+    assert answer.headers["Retry-After"] == "1"

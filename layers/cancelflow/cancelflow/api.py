@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 
+from cancelflow import aws
 from cancelflow.cancellations import CancellationQuery, CancelRequest
 from cancelflow.clock import KST
 from cancelflow.errors import Problem
@@ -162,6 +163,12 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
+        if aws.transient(error):  # AWS throttled us or could not be reached: nothing to fix, retry
+            logger.warning("transient AWS error", extra={"error": type(error).__name__})
+            problem = Problem("SERVICE_UNAVAILABLE", "Retry shortly with the same request.")
+            answer = problem_response(problem, app.current_event.path)
+            answer.headers["Retry-After"] = "1"
+            return answer
         logger.exception("unexpected error")
         return problem_response(Problem("INTERNAL_ERROR"), app.current_event.path)
 

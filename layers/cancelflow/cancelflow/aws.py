@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
 _CONFIG = Config(
     connect_timeout=2,
@@ -20,3 +21,29 @@ _CONFIG = Config(
 def client(service: str) -> Any:
     """A client reused across warm invocations (clients are thread-safe)."""
     return boto3.session.Session().client(service, config=_CONFIG)
+
+
+# Error codes AWS answers when it is busy, not when the request is wrong.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    }
+)
+
+
+def transient(error: BaseException) -> bool:
+    """A throttle or an unreachable AWS endpoint, however deep in the cause chain."""
+    while error is not None:
+        if isinstance(error, (ConnectionError, ReadTimeoutError)):
+            return True
+        if isinstance(error, ClientError):
+            return error.response.get("Error", {}).get("Code", "") in _TRANSIENT_CODES
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
