@@ -1,0 +1,137 @@
+"""An operator redrives a crashed execution on the local stack, as in AWS (issue 13): the same
+execution goes on from the step that failed, with that step's input, and nothing done before
+the crash is done again."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local.stack import LocalStack
+
+from .billing_support import (
+    batch_key,
+    charge_calls,
+    charges_at_kcp,
+    mails_for,
+    start_billing,
+    subscribe,
+)
+from .conftest import TERMINAL, Sandbox, ShopClient, mails_about
+
+
+def history(stack: LocalStack, execution_arn: str) -> list[dict[str, Any]]:
+    sfn = stack.client("stepfunctions")
+    events: list[dict[str, Any]] = sfn.get_execution_history(
+        executionArn=execution_arn, maxResults=1000
+    )["events"]
+    return events
+
+
+def entered(events: list[dict[str, Any]]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("Entered")]
+
+
+def test_a_cancel_whose_settle_crashed_is_redriven_to_success_with_kcp_called_once(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, monkeypatch
+) -> None:
+    from cancelflow.store.dynamodb import DynamoStore
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in Settle")
+
+    monkeypatch.setattr(DynamoStore, "settle", crash)  # the handlers run in this process
+    accepted = shop.cancel(paid["tno"]).body
+    sfn = stack.client("stepfunctions")
+    failed = stack.wait_for_execution(accepted["execution_id"], timeout=60)
+    assert failed["status"] == "FAILED"
+    assert (failed["redriveStatus"], failed["redriveCount"]) == ("REDRIVABLE", 0)
+    assert shop.cancellation(accepted["cancellation_id"]).body["status"] not in TERMINAL
+    assert len(sandbox.calls(paid["tno"])) == 1  # sent before Settle crashed
+    input_of_settle = next(
+        e["stateEnteredEventDetails"]["input"]
+        for e in history(stack, accepted["execution_id"])
+        if e.get("stateEnteredEventDetails", {}).get("name") == "Settle"
+    )
+
+    monkeypatch.undo()  # the fix is deployed
+    redriven = sfn.redrive_execution(executionArn=accepted["execution_id"])
+    done = stack.wait_for_execution(accepted["execution_id"], timeout=60)
+
+    assert "redriveDate" in redriven
+    assert done["status"] == "SUCCEEDED"
+    assert done["name"] == accepted["cancellation_id"]
+    assert (done["redriveCount"], done["redriveStatus"]) == (1, "NOT_REDRIVABLE")
+    assert done["redriveDate"] == redriven["redriveDate"]
+    outcome = shop.outcome(accepted["cancellation_id"])
+    assert (outcome["status"], outcome["refunded_amount"]) == ("SUCCEEDED", 15000)
+    assert len(sandbox.calls(paid["tno"])) == 1
+    assert [c["amount"] for c in sandbox.state(paid["tno"])["cancels"]] == [15000]
+    assert len(mails_about(stack, outcome)) == 2
+    events = history(stack, accepted["execution_id"])
+    kinds = [e["type"] for e in events]
+    assert kinds.index("ExecutionFailed") < kinds.index("ExecutionRedriven")
+    assert kinds[-1] == "ExecutionSucceeded"
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    redriven_at = kinds.index("ExecutionRedriven")
+    assert events[redriven_at]["executionRedrivenEventDetails"] == {"redriveCount": 1}
+    assert entered(events[redriven_at:]) == ["Settle", "Notify", "Done"]
+    assert events[redriven_at + 1]["stateEnteredEventDetails"]["input"] == input_of_settle
+    assert entered(events[:redriven_at]) == [
+        "Decide",
+        "Eligible?",
+        "SendCancel",
+        "Sent?",
+        "Settle",
+    ]
+
+
+def test_a_succeeded_or_running_execution_is_not_redrivable(
+    stack: LocalStack, shop: ShopClient, paid: dict
+) -> None:
+    accepted = shop.cancel(paid["tno"]).body
+    done = stack.wait_for_execution(accepted["execution_id"])
+    assert done["status"] == "SUCCEEDED"
+    assert done["redriveStatus"] == "NOT_REDRIVABLE"
+    assert done["redriveStatusReason"] == "Execution is SUCCEEDED and cannot be redriven."
+
+    with pytest.raises(ClientError) as refused:
+        stack.client("stepfunctions").redrive_execution(executionArn=accepted["execution_id"])
+
+    assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    assert stack.wait_for_execution(accepted["execution_id"])["redriveCount"] == 0
+
+
+def test_a_billing_run_whose_tally_crashed_is_redriven_without_charging_again(
+    stack: LocalStack, shop: ShopClient, monkeypatch
+) -> None:
+    from cancelflow.billing import run
+
+    url = stack.env["SANDBOX_URL"]
+    sub = subscribe(shop, batch_key(url), "2041-05-20").body
+
+    def crash(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in Tally")
+
+    monkeypatch.setattr(run, "tally", crash)
+    execution_arn = start_billing(stack, "2041-05-20")
+    failed = stack.wait_for_execution(execution_arn, timeout=60)
+    assert failed["status"] == "FAILED"
+    assert len(charges_at_kcp(url, sub["subscription_id"])) == 1  # charged before Tally crashed
+
+    monkeypatch.undo()
+    stack.client("stepfunctions").redrive_execution(executionArn=execution_arn)
+    done = stack.wait_for_execution(execution_arn, timeout=60)
+
+    assert done["status"] == "SUCCEEDED", done
+    summary = json.loads(done["output"])
+    assert (summary["charged"], summary["declined"], summary["unknown"]) == (1, 0, 0)
+    assert len(charge_calls(url, sub["subscription_id"])) == 1
+    assert len(charges_at_kcp(url, sub["subscription_id"])) == 1
+    assert len(mails_for(stack, sub["subscription_id"])) == 1
+    events = history(stack, execution_arn)
+    redriven_at = [e["type"] for e in events].index("ExecutionRedriven")
+    assert entered(events[redriven_at:]) == ["Tally", "MorePages?", "Done"]
