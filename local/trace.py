@@ -176,7 +176,7 @@ class Trace:
             + f", redriven {described.get('redriveCount', 0)} time(s)"
         )
         if described.get("error"):
-            yield f"  error {described['error']}: {_short(described.get('cause'))}"
+            yield f"  error {_cause(described)}"
         yield from _steps(events)
         yield "  path taken: " + " → ".join(_path(events))
         return described["startDate"], stop or datetime.now(UTC)
@@ -271,11 +271,11 @@ def _steps(events: list[dict[str, Any]]) -> Iterator[str]:
             for state in open_states.values():
                 state["attempts"] += 1  # the innermost open state is the one calling
         elif kind.endswith(("Failed", "TimedOut")) and not kind.startswith("Execution"):
-            yield f"{at}  ✗ {kind}: {detail.get('error', '')} {_short(detail.get('cause'), 200)}"
+            yield f"{at}  ✗ {kind}: {_cause(detail)}"
         elif kind.startswith("Execution"):
             extra = ""
             if kind == "ExecutionFailed":
-                extra = f": {detail.get('error', '')} {_short(detail.get('cause'), 200)}"
+                extra = f": {_cause(detail)}"
             elif kind == "ExecutionRedriven":
                 extra = f" (redrive {detail.get('redriveCount')}): goes on where it failed"
             yield f"{at}  {kind}{extra}"
@@ -296,6 +296,18 @@ def _output(entered: dict[str, Any] | None, output: str | None) -> str:
         return _short(output)
     text = "its input with " + json.dumps(changed, ensure_ascii=False, separators=(",", ":"))
     return _short(text + (f", without {', '.join(dropped)}" if dropped else ""))
+
+
+def _cause(detail: dict[str, Any]) -> str:
+    """An error as a person reads it: a Lambda's message without its stack trace."""
+    cause = detail.get("cause") or ""
+    try:
+        document = json.loads(cause)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and "errorMessage" in document:
+        cause = f"{document['errorMessage']} (stack trace: get-execution-history)"
+    return f"{detail.get('error', '')}: {_short(cause, 200)}"
 
 
 def _path(events: list[dict[str, Any]]) -> list[str]:
