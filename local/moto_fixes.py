@@ -588,7 +588,10 @@ def _redrive_worker_class() -> Any:
     from moto.stepfunctions.parser.api import HistoryEventType
     from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryContext
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import (
+        EventHistoryContext,
+        EventManager,
+    )
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.utils import TMP_THREADS
 
@@ -614,7 +617,12 @@ def _redrive_worker_class() -> Any:
             )
             # Ready before it is visible: describe and history read worker.env at once.
             env = worker._get_evaluation_environment()
-            env.event_manager = previous.env.event_manager
+            # The history goes on in a manager of its own: what the ended attempt's threads may
+            # still add (a Task in flight when it was aborted) stays out, as in AWS.
+            logging_session = previous.env.event_manager._cloud_watch_logging_session
+            env.event_manager = EventManager(logging_session)
+            env.event_manager._history_event_list.extend(events)
+            env.event_manager._event_id_gen._next_id = (events[-1]["id"] if events else 0) + 1
             env.event_history_context = EventHistoryContext(
                 previous_event_id=events[-1]["id"] if events else 0
             )

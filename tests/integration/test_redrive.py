@@ -5,12 +5,14 @@ the crash is done again."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from local.stack import LocalStack
+from local.trace import Trace
 
 from .billing_support import (
     batch_key,
@@ -87,6 +89,9 @@ def test_a_cancel_whose_settle_crashed_is_redriven_to_success_with_kcp_called_on
         "Sent?",
         "Settle",
     ]
+    story = "\n".join(Trace(stack.env).lines(accepted["cancellation_id"]))
+    assert "Settle → ⟲ redrive → Settle → Notify → Done" in story
+    assert "✗ LambdaFunctionFailed: RuntimeError: a bug in Settle" in story
 
 
 def test_a_succeeded_or_running_execution_is_not_redrivable(
@@ -135,3 +140,36 @@ def test_a_billing_run_whose_tally_crashed_is_redriven_without_charging_again(
     events = history(stack, execution_arn)
     redriven_at = [e["type"] for e in events].index("ExecutionRedriven")
     assert entered(events[redriven_at:]) == ["Tally", "MorePages?", "Done"]
+    run_story = "\n".join(Trace(stack.env).lines(done["name"]))
+    assert "Tally → ⟲ redrive → Tally → MorePages? → Done" in run_story
+    assert f"{sub['subscription_id']}-2041-05-1" in run_story  # the charge's ordr_idxx at KCP
+    assert sub["customer_email"] in run_story  # the receipt
+    sub_story = "\n".join(Trace(stack.env).lines(sub["subscription_id"]))
+    assert f"== execution {execution_arn}" in sub_story
+    assert sub_story.count("answer 0000") == 1
+
+
+def test_an_aborted_cancel_is_redriven_from_the_step_it_was_stopped_in_and_sent_once(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict
+) -> None:
+    sandbox.fault(paid["tno"], "latency_ms", value=1500)  # SendCancel is in flight a while
+    accepted = shop.cancel(paid["tno"]).body
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + 30
+    while not sandbox.calls(paid["tno"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sfn.stop_execution(executionArn=accepted["execution_id"])
+    aborted = stack.wait_for_execution(accepted["execution_id"])
+    assert aborted["status"] == "ABORTED"
+
+    sfn.redrive_execution(executionArn=accepted["execution_id"])
+    done = stack.wait_for_execution(accepted["execution_id"], timeout=60)
+
+    assert done["status"] == "SUCCEEDED", done
+    assert shop.outcome(accepted["cancellation_id"])["status"] == "SUCCEEDED"
+    assert len(sandbox.calls(paid["tno"])) == 1
+    assert [c["amount"] for c in sandbox.state(paid["tno"])["cancels"]] == [15000]
+    events = history(stack, accepted["execution_id"])
+    kinds = [e["type"] for e in events]
+    assert kinds.index("ExecutionAborted") < kinds.index("ExecutionRedriven")
+    assert entered(events[kinds.index("ExecutionRedriven") :])[0] == "SendCancel"
