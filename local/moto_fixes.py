@@ -42,7 +42,8 @@ Where moto's Step Functions lacks what operators use (issue 13):
     TIMED_OUT or ABORTED Standard execution continues from the state that did not complete,
     with the input that state was given, under the same ARN: the history keeps its events and
     goes on after an ExecutionRedriven event; describe-execution shows redriveCount,
-    redriveDate and redriveStatus; $$.Execution carries RedriveCount and RedriveTime. The state
+    redriveDate and redriveStatus, list-executions the counts and its redriveFilter;
+    $$.Execution carries RedriveCount and RedriveTime. The state
     to resume is the last one entered at the top level and never exited. Not as in AWS: a Map
     or Parallel state that failed is run again whole (AWS reruns only its failed iterations or
     branches; neither state machine here has one that can fail: the billing lanes catch every
@@ -494,6 +495,26 @@ def _redrive() -> None:
         answer.result.update(_redrive_fields(execution))  # a dict: the answer being built
         return answer
 
+    listing = StepFunctionResponse.list_executions
+
+    @functools.wraps(listing)
+    def list_executions(self: Any) -> Any:
+        answer = listing(self)
+        redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(self._get_param("redriveFilter"))
+        backend = self.stepfunction_backend
+        items = []
+        for item in answer.result["executions"]:
+            execution = backend.describe_execution(item["executionArn"])
+            count = getattr(execution, "cancelflow_redrive_count", 0)
+            if redriven is None or redriven == (count > 0):
+                item["redriveCount"] = count
+                if count:
+                    item["redriveDate"] = execution.cancelflow_redrive_date
+                items.append(item)
+        answer.result["executions"] = items
+        return answer
+
+    StepFunctionResponse.list_executions = list_executions  # type: ignore[method-assign]
     StepFunctionResponse.redrive_execution = redrive_execution  # type: ignore[attr-defined]
     StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
     StepFunctionsParserBackend.redrive_execution = _redrive_execution  # type: ignore[attr-defined]

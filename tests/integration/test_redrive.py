@@ -68,6 +68,11 @@ def test_a_cancel_whose_settle_crashed_is_redriven_to_success_with_kcp_called_on
     assert done["name"] == accepted["cancellation_id"]
     assert (done["redriveCount"], done["redriveStatus"]) == (1, "NOT_REDRIVABLE")
     assert done["redriveDate"] == redriven["redriveDate"]
+    machine = done["stateMachineArn"]
+    listed = sfn.list_executions(stateMachineArn=machine, redriveFilter="REDRIVEN")["executions"]
+    assert (accepted["execution_id"], 1) in [(e["executionArn"], e["redriveCount"]) for e in listed]
+    others = sfn.list_executions(stateMachineArn=machine, redriveFilter="NOT_REDRIVEN")
+    assert accepted["execution_id"] not in [e["executionArn"] for e in others["executions"]]
     outcome = shop.outcome(accepted["cancellation_id"])
     assert (outcome["status"], outcome["refunded_amount"]) == ("SUCCEEDED", 15000)
     assert len(sandbox.calls(paid["tno"])) == 1
