@@ -125,7 +125,7 @@ class Trace:
             calls = [c for c in calls if start <= datetime.fromisoformat(c["time"]) <= stop]
         yield from self._calls(calls, f"tno {record.get('tno')}, during the execution")
         yield from self._mails([ident])
-        yield from self._log_lines([arn] if arn else [ident])
+        yield from self._log_lines([arn, ident] if arn else [ident])
 
     def _subscription(self, ident: str, record: dict[str, Any]) -> Iterator[str]:
         yield from _section(f"subscription {ident} (GET /v1/subscriptions/{ident})")
@@ -209,7 +209,8 @@ class Trace:
             yield "  none"
 
     def _log_lines(self, needles: list[str]) -> Iterator[str]:
-        yield from _section(f"log lines (CloudWatch Logs /aws/lambda/*, carrying {needles[0]})")
+        carrying = " or ".join(needles)
+        yield from _section(f"log lines (CloudWatch Logs /aws/lambda/*, carrying {carrying})")
         found: list[tuple[int, str, str]] = []
         paginator = self.logs.get_paginator("describe_log_groups")
         groups = [
