@@ -598,9 +598,11 @@ def _resume_point(events: list[dict[str, Any]], execution: Any) -> tuple[str, An
             depth += 1
         elif nesting and kind.endswith(("StateExited", "StateFailed", "StateAborted")):
             depth = max(0, depth - 1)
-    if entered is None or exited:  # nothing ran (or it failed between states): from the start
+    if entered is None:  # it ended before its first state: from the start
         start_at = json.loads(execution.state_machine.definition)["StartAt"]
         return start_at, execution.input_data
+    if exited:  # never from the start, which would run again what succeeded
+        raise _not_redrivable("No state that did not complete: nothing to resume from.")
     name, text = entered
     return name, json.loads(text) if text else {}
 
