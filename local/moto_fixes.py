@@ -649,6 +649,8 @@ def _redrive_worker_class() -> Any:
             env.event_history_context = EventHistoryContext(
                 previous_event_id=events[-1]["id"] if events else 0
             )
+            # Map runs of every attempt stay listed (list-map-runs), as in AWS.
+            env.map_run_record_pool_manager = previous.env.map_run_record_pool_manager
             context = env.states.context_object.context_object_data["Execution"]
             context["RedriveCount"] = count
             context["RedriveTime"] = at.isoformat()

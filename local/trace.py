@@ -179,7 +179,19 @@ class Trace:
             yield f"  error {_cause(described)}"
         yield from _steps(events)
         yield "  path taken: " + " → ".join(_path(events))
+        yield from self._map_runs(arn)
         return described["startDate"], stop or datetime.now(UTC)
+
+    def _map_runs(self, arn: str) -> Iterator[str]:
+        """A Distributed Map's iterations are child executions: their counts, per map run."""
+        for run in self.sfn.list_map_runs(executionArn=arn).get("mapRuns", []):
+            described = self.sfn.describe_map_run(mapRunArn=run["mapRunArn"])
+            counts = described.get("executionCounts", {})
+            kinds = ("succeeded", "failed", "timedOut", "aborted", "running")
+            shown = ", ".join(f"{k} {counts.get(k, 0)}" for k in kinds)
+            name = run["mapRunArn"].rsplit(":", 1)[-1]
+            total = counts.get("total", 0)
+            yield f"  map run {name}: {described['status']}, {total} iteration(s): {shown}"
 
     def _kcp_calls(self) -> list[dict[str, Any]]:
         status, calls = _get(f"{self.env['SANDBOX_URL']}/_sandbox/calls")

@@ -147,6 +147,7 @@ def test_a_billing_run_whose_tally_crashed_is_redriven_without_charging_again(
     assert entered(events[redriven_at:]) == ["Tally", "MorePages?", "Done"]
     run_story = "\n".join(Trace(stack.env).lines(done["name"]))
     assert "Tally → ⟲ redrive → Tally → MorePages? → Done" in run_story
+    assert "SUCCEEDED, 1 iteration(s): succeeded 1, failed 0" in run_story  # the lanes' map run
     assert f"{sub['subscription_id']}-2041-05-1" in run_story  # the charge's ordr_idxx at KCP
     assert sub["customer_email"] in run_story  # the receipt
     sub_story = "\n".join(Trace(stack.env).lines(sub["subscription_id"]))
