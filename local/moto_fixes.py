@@ -44,10 +44,12 @@ Where moto's Step Functions lacks what operators use (issue 13):
     goes on after an ExecutionRedriven event; describe-execution shows redriveCount,
     redriveDate and redriveStatus, list-executions the counts and its redriveFilter;
     $$.Execution carries RedriveCount and RedriveTime. The state
-    to resume is the last one entered at the top level and never exited. Not as in AWS: a Map
-    or Parallel state that failed is run again whole (AWS reruns only its failed iterations or
-    branches; neither state machine here has one that can fail: the billing lanes catch every
-    error), and the 14-day redrivable window is not enforced.
+    to resume is the last one entered at the top level and never exited. An inline Map there
+    runs again only the iterations that did not succeed (the others' outputs are kept from the
+    attempt that failed). Not as in AWS: a Parallel state or a Distributed Map that failed runs
+    again whole (AWS reruns only the failed branches or child executions; neither state machine
+    here has one that can fail: the billing lanes catch every error), and the 14-day
+    redrivable window is not enforced.
 """
 
 from __future__ import annotations
@@ -518,6 +520,7 @@ def _redrive() -> None:
     StepFunctionResponse.redrive_execution = redrive_execution  # type: ignore[attr-defined]
     StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
     StepFunctionsParserBackend.redrive_execution = _redrive_execution  # type: ignore[attr-defined]
+    _inline_map_iterations_kept()
 
 
 @functools.cache
@@ -664,6 +667,7 @@ def _redrive_worker_class() -> Any:
             )
             env.states.reset(input_value=state_input)
             env.next_state_name = state_name
+            _RESUMED[execution.exec_arn] = state_name  # an inline Map there keeps what succeeded
             worker.env = env
             return worker
 
@@ -679,6 +683,8 @@ def _redrive_worker_class() -> Any:
             inner.join(timeout=timeout)
             if inner.is_alive():
                 self.env.set_timed_out()
+            with _redrive_lock:  # the state it resumed at was not an inline Map: forget it
+                _RESUMED.pop(self._evaluation_details.execution_details.arn, None)
             self._execution_communication.terminated()
 
     return RedriveWorker
@@ -692,3 +698,77 @@ class _RedriveWorker:
         if cls._class is None:
             cls._class = _redrive_worker_class()
         return cls._class.of(*args)
+
+
+# An inline Map: the outputs of its iterations that succeeded, per execution and state (state
+# names are unique in a state machine), from its latest entry; a redrive that resumes at that
+# Map runs only the others. Task and Map states run in frames of their own, so the state to
+# resume is looked up by execution, not marked on the environment.
+_ITERATIONS: dict[tuple[str, str], dict[str, Any]] = {}
+_RESUMED: dict[str, str] = {}  # execution ARN -> the state its redrive resumes at
+_ITERATIONS_KEPT = 1024
+_map_entry = threading.local()
+
+
+def _inline_map_iterations_kept() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.inline_item_processor import (  # noqa: E501
+        InlineItemProcessor,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator.inline_iterator import (  # noqa: E501
+        InlineIterator,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import (
+        JobClosed,
+        JobPool,
+    )
+
+    def entered(body: Any) -> Any:
+        @functools.wraps(body)
+        def kept(self: Any, env: Any) -> None:
+            eval_input = env.stack[-1]
+            execution = env.states.context_object.context_object_data["Execution"]["Id"]
+            key = (execution, eval_input.state_name)
+            items = json.dumps(eval_input.input_items, sort_keys=True, default=str)
+            reused: dict[int, Any] = {}
+            with _redrive_lock:
+                previous = _ITERATIONS.get(key)
+                if _RESUMED.get(execution) == eval_input.state_name:
+                    del _RESUMED[execution]  # its first entry only
+                    if previous and previous["items"] == items:
+                        reused = dict(previous["outputs"])
+                if len(_ITERATIONS) >= _ITERATIONS_KEPT and key not in _ITERATIONS:
+                    _ITERATIONS.pop(next(iter(_ITERATIONS)))
+                record = _ITERATIONS[key] = {"items": items, "outputs": dict(reused)}
+            _map_entry.pool = (record["outputs"], reused)
+            try:
+                return body(self, env)
+            finally:
+                _map_entry.pool = None
+
+        return kept
+
+    init, close = JobPool.__init__, JobPool.close_job
+
+    @functools.wraps(init)
+    def pool_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        entry, _map_entry.pool = getattr(_map_entry, "pool", None), None
+        self.cancelflow_outputs = entry[0] if entry else None
+        for index, output in (entry[1] if entry else {}).items():
+            self._open_jobs[:] = [job for job in self._open_jobs if job.job_index != index]
+            self._closed_jobs.add(JobClosed(job_index=index, job_output=output))
+        self._notify_on_termination()
+
+    @functools.wraps(close)
+    def close_job(self: Any, job: Any) -> None:
+        outputs = getattr(self, "cancelflow_outputs", None)
+        if outputs is not None and not isinstance(job.job_output, Exception):
+            with self._mutex:
+                if not self._is_terminated():  # an iteration still running at a failure reruns
+                    outputs[job.job_index] = job.job_output
+        close(self, job)
+
+    JobPool.__init__ = pool_init  # type: ignore[method-assign]
+    JobPool.close_job = close_job  # type: ignore[method-assign]
+    for kind in (InlineItemProcessor, InlineIterator):
+        kind._eval_body = entered(kind._eval_body)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -179,3 +180,66 @@ def test_an_aborted_cancel_is_redriven_from_the_step_it_was_stopped_in_and_sent_
     kinds = [e["type"] for e in events]
     assert kinds.index("ExecutionAborted") < kinds.index("ExecutionRedriven")
     assert entered(events[kinds.index("ExecutionRedriven") :])[0] == "SendCancel"
+
+
+def test_an_inline_map_is_redriven_for_its_unsuccessful_iterations_only(
+    stack: LocalStack,
+) -> None:
+    assert stack.template
+    table = stack.template.physical_name("Ledger")
+    claim = {  # an iteration that ran twice would fail: its claim exists
+        "Type": "Task",
+        "Resource": "arn:aws:states:::dynamodb:putItem",
+        "Parameters": {
+            "TableName": table,
+            "Item": {"PK": {"S.$": "$.pk"}, "SK": {"S": "CLAIM"}},
+            "ConditionExpression": "attribute_not_exists(PK)",
+        },
+        "ResultPath": None,
+        "End": True,
+    }
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Claim",
+                    "States": {"Claim": claim},
+                },
+                "End": True,
+            }
+        },
+    }
+    sfn, ddb = stack.client("stepfunctions"), stack.client("dynamodb")
+    run = uuid.uuid4().hex[:8]
+    machine = sfn.create_state_machine(
+        name=f"redrive-inline-map-{run}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/test",
+    )["stateMachineArn"]
+    items = [{"pk": f"TEST#redrive-{run}#{n}"} for n in (1, 2, 3)]
+    blocker = {"PK": {"S": items[1]["pk"]}, "SK": {"S": "CLAIM"}}
+    ddb.put_item(TableName=table, Item=blocker)  # the second iteration fails
+    arn = sfn.start_execution(
+        stateMachineArn=machine, name=f"run-{run}", input=json.dumps({"items": items})
+    )["executionArn"]
+    assert stack.wait_for_execution(arn)["status"] == "FAILED"
+
+    ddb.delete_item(TableName=table, Key=blocker)
+    sfn.redrive_execution(executionArn=arn)
+    done = stack.wait_for_execution(arn)
+
+    assert done["status"] == "SUCCEEDED", done
+    assert json.loads(done["output"]) == items  # every iteration's output, in order
+    events = history(stack, arn)
+    redriven_at = [e["type"] for e in events].index("ExecutionRedriven")
+    rerun = [
+        e["mapIterationStartedEventDetails"]["index"]
+        for e in events[redriven_at:]
+        if e["type"] == "MapIterationStarted"
+    ]
+    assert rerun == [1, 2]
