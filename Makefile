@@ -96,6 +96,11 @@ sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make
 charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
 	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
 
+.PHONY: trace
+trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billing run on the running `make run` stack: record, execution history, KCP calls, emails, log lines (ID=)
+	@test -n "$(ID)" || { echo "usage: make trace ID=<cancellation id | subscription id | billing run name>"; exit 1; }
+	$(BIN)/python -m local.trace "$(ID)"
+
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi

@@ -270,9 +270,9 @@ class KcpAim:
         for name in ("record_call", "take_fault", "_cancel"):
             vars(self.ledger).pop(name, None)  # the class's own methods again
 
-    def record_call(self, kind: str, request: dict[str, Any] | None) -> None:
+    def record_call(self, kind: str, request: dict[str, Any] | None) -> dict[str, Any]:
         self.local.request = request or {}
-        self._record(kind, request)
+        return self._record(kind, request)  # the journal entry the sandbox fills in
 
     def take_fault(self, kind: str, tno: str = "") -> Fault | None:
         request = getattr(self.local, "request", {})

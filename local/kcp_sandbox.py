@@ -401,18 +401,20 @@ class KcpLedger:
                     return fault
         return None
 
-    def record_call(self, kind: str, request: dict[str, Any] | None) -> None:
+    def record_call(self, kind: str, request: dict[str, Any] | None) -> dict[str, Any]:
+        """Journal a KCP call as it arrives; the caller fills in "answer" once it is known."""
         request = request or {}
+        call = {
+            "path": kind,
+            "tno": request.get("tno", ""),
+            "mod_type": request.get("mod_type", ""),
+            "ordr_idxx": request.get("ordr_idxx", ""),
+            "time": _now().isoformat(),
+            "answer": "",  # res_cd, or what the caller got instead (a fault)
+        }
         with self.lock:
-            self.calls.append(
-                {
-                    "path": kind,
-                    "tno": request.get("tno", ""),
-                    "mod_type": request.get("mod_type", ""),
-                    "ordr_idxx": request.get("ordr_idxx", ""),
-                    "time": _now().isoformat(),
-                }
-            )
+            self.calls.append(call)
+        return call
 
     def call_list(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -804,29 +806,37 @@ class _Handler(BaseHTTPRequestHandler):
                 request = None
         except ValueError:
             request = None
-        self.ledger.record_call(kind, request)
+        call = self.ledger.record_call(kind, request)
         fault = self.ledger.take_fault(kind, str((request or {}).get("tno", "")))
         mode = fault.mode if fault else ""
         # Faults that strike before anything is applied.
         if fault and mode == "latency_ms":
             self.server.sandbox.stopping.wait(fault.value / 1000)
         elif mode == "reset":
+            call["answer"] = "reset (not applied)"
             self._reset()
             return
         elif mode == "http_500":
+            call["answer"] = "HTTP 500 (not applied)"
             self._send(500, b"Internal Server Error", "text/plain")
             return
         elif fault and mode == "res_cd":
+            call["answer"] = f"{fault.value} (fault, not applied)"
             self._json(200, {"res_cd": fault.value, "res_msg": "sandbox fault (res_cd)"})
             return
         if request is None:
             answer = _answer("BAD_REQUEST")
         else:
             answer = self.ledger.handle(kind, request)
+        call["answer"] = str(answer.get("res_cd", ""))
+        if fault and mode == "latency_ms":
+            call["answer"] += f" (after {fault.value} ms)"
         # Faults that strike after the call was applied: the money moved, the answer is lost.
         if fault and mode == "malformed":
+            call["answer"] += " (applied; answered with a malformed body)"
             self._send(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
         elif fault and mode == "commit_then_timeout":
+            call["answer"] += " (applied; never answered)"
             self._hold_then_close(fault.hold_seconds)
         else:
             self._json(200, answer)

@@ -40,6 +40,7 @@ from botocore.awsrequest import AWSResponse
 
 from local.iam import LocalIam
 from local.lambda_runtime import LambdaContext, failure, load_module
+from local.log_shipping import LogShipper, stream_name
 from local.template import ROOT, Function, Template
 
 sys.path.insert(0, str(ROOT / "layers" / "cancelflow"))  # the layer, as /opt/python
@@ -185,6 +186,7 @@ class LocalLambdas:
         self.max_memory_kib: dict[str, int] = {}  # isolated: each function's peak RSS
         self.environ = _scoped_environ()
         self.iam = LocalIam(template)  # each in-process call is checked against its policy
+        self.logs = LogShipper(self.environ)  # log lines to the local CloudWatch Logs
 
     def env_of(self, function: Function) -> dict[str, str]:
         return (
@@ -205,7 +207,9 @@ class LocalLambdas:
             self._imports += 1
             name = f"cancelflow_local_fn_{function.logical_id}_{self._imports}"
             with self.environ.scoped(self.env_of(function)):  # import-time globals see it
-                return load_module(function.code_dir, function.handler, name)
+                module = load_module(function.code_dir, function.handler, name)
+            self.logs.attach(module)
+            return module
 
     def find(self, name_or_arn: str) -> Function:
         name = name_or_arn.split(":function:")[-1].split(":")[0]
@@ -219,10 +223,12 @@ class LocalLambdas:
             return self._invoke_in_worker(function, event)
         module = self._environment(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
+        self.logs.begin()
         try:
             with self.environ.scoped(self.env_of(function)):
                 return handler(event, LambdaContext(function.name, function.arn, function.timeout))
         finally:
+            self.logs.ship(function.name, stream_name(module.__name__.rsplit("_", 1)[-1]))
             with self._lock:
                 self._modules[function.logical_id].append(module)
 

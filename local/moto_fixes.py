@@ -35,6 +35,21 @@ Where moto's server and ASL interpreter cost what AWS does not (throughput, issu
 9. moto 5.2 writes every DynamoDB answer through a generic serializer that walks botocore's
    shape model attribute by attribute: a Query of three small items spent more CPU there than
    in the query. Item operations' answers are already DynamoDB JSON, so they are dumped as is.
+
+Where moto's Step Functions lacks what operators use (issue 13):
+
+10. RedriveExecution answered 500 (moto has no such action). Here, as AWS documents it, a FAILED,
+    TIMED_OUT or ABORTED Standard execution continues from the state that did not complete,
+    with the input that state was given, under the same ARN: the history keeps its events and
+    goes on after an ExecutionRedriven event; describe-execution shows redriveCount,
+    redriveDate and redriveStatus, list-executions the counts and its redriveFilter;
+    $$.Execution carries RedriveCount and RedriveTime. The state
+    to resume is the last one entered at the top level and never exited. An inline Map there
+    runs again only the iterations that did not succeed (the others' outputs are kept from the
+    attempt that failed). Not as in AWS: a Parallel state or a Distributed Map that failed runs
+    again whole (AWS reruns only the failed branches or child executions; neither state machine
+    here has one that can fail: the billing lanes catch every error), and the 14-day
+    redrivable window is not enforced.
 """
 
 from __future__ import annotations
@@ -69,6 +84,7 @@ def install() -> None:
     _shared_clients()
     _many_connections()
     _plain_json_answers()
+    _redrive()
     _installed = True
 
 
@@ -451,3 +467,308 @@ def _restore(self: Any, table_name: str, key: dict[str, Any], old: Any) -> None:
     hash_value, range_value = self.get_keys_value(table, key)
     if table.get_item(hash_value, range_value) is not None:
         table.delete_item(hash_value, range_value)
+
+
+# --- 10. Redrive ------------------------------------------------------------------------------
+
+_REDRIVABLE = ("FAILED", "TIMED_OUT", "ABORTED")
+_NESTING = ("MapState", "ParallelState")  # their inner states' events are not the top level's
+_redrive_lock = threading.Lock()
+
+
+def _redrive() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    describe = StepFunctionResponse.describe_execution
+
+    def redrive_execution(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        execution = self.stepfunction_backend.redrive_execution(
+            self._get_param("executionArn"), self._get_param("clientToken")
+        )
+        return ActionResult({"redriveDate": execution.cancelflow_redrive_date})
+
+    @functools.wraps(describe)
+    def describe_execution(self: Any) -> Any:
+        answer = describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        answer.result.update(_redrive_fields(execution))  # a dict: the answer being built
+        return answer
+
+    listing = StepFunctionResponse.list_executions
+
+    @functools.wraps(listing)
+    def list_executions(self: Any) -> Any:
+        answer = listing(self)
+        redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(self._get_param("redriveFilter"))
+        backend = self.stepfunction_backend
+        items = []
+        for item in answer.result["executions"]:
+            execution = backend.describe_execution(item["executionArn"])
+            count = getattr(execution, "cancelflow_redrive_count", 0)
+            if redriven is None or redriven == (count > 0):
+                item["redriveCount"] = count
+                if count:
+                    item["redriveDate"] = execution.cancelflow_redrive_date
+                items.append(item)
+        answer.result["executions"] = items
+        return answer
+
+    StepFunctionResponse.list_executions = list_executions  # type: ignore[method-assign]
+    StepFunctionResponse.redrive_execution = redrive_execution  # type: ignore[attr-defined]
+    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
+    StepFunctionsParserBackend.redrive_execution = _redrive_execution  # type: ignore[attr-defined]
+    _inline_map_iterations_kept()
+
+
+@functools.cache
+def _not_redrivable_error() -> Any:
+    from moto.core.exceptions import AWSError
+
+    class ExecutionNotRedrivable(AWSError):
+        TYPE = "ExecutionNotRedrivable"
+        STATUS = 400
+
+    return ExecutionNotRedrivable
+
+
+def _not_redrivable(message: str) -> Exception:
+    error: Exception = _not_redrivable_error()(message)
+    return error
+
+
+def _redrive_fields(execution: Any) -> dict[str, Any]:
+    count = getattr(execution, "cancelflow_redrive_count", 0)
+    fields: dict[str, Any] = {"redriveCount": count}
+    if count:
+        fields["redriveDate"] = execution.cancelflow_redrive_date
+    reason = _why_not_redrivable(execution)
+    fields["redriveStatus"] = "NOT_REDRIVABLE" if reason else "REDRIVABLE"
+    if reason:
+        fields["redriveStatusReason"] = reason
+    return fields
+
+
+def _why_not_redrivable(execution: Any) -> str | None:
+    if getattr(execution.sm_type, "value", execution.sm_type) != "STANDARD":
+        return "Execution is of type EXPRESS and cannot be redriven."
+    if execution.status not in _REDRIVABLE:
+        return f"Execution is {execution.status} and cannot be redriven."
+    return None
+
+
+def _redrive_execution(self: Any, execution_arn: str, client_token: str | None = None) -> Any:
+    from datetime import UTC, datetime
+
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    execution = self.describe_execution(execution_arn)
+    with _redrive_lock:
+        if client_token and client_token == getattr(execution, "cancelflow_redrive_token", None):
+            return execution  # the same request again: the redrive it started
+        reason = _why_not_redrivable(execution)
+        if reason:
+            raise _not_redrivable(reason)
+        events = execution.exec_worker.env.event_manager.get_event_history()
+        state_name, state_input = _resume_point(events, execution)
+        count = getattr(execution, "cancelflow_redrive_count", 0) + 1
+        now = datetime.now(UTC)
+        worker = _RedriveWorker.of(execution, events, state_name, state_input, count, now)
+        execution.cancelflow_redrive_count = count
+        execution.cancelflow_redrive_date = now
+        execution.cancelflow_redrive_token = client_token
+        execution.exec_status = ExecutionStatus.RUNNING
+        execution.stop_date = execution.error = execution.cause = execution.output = None
+        execution.exec_worker = worker
+        worker.start()
+    return execution
+
+
+def _resume_point(events: list[dict[str, Any]], execution: Any) -> tuple[str, Any]:
+    """The top-level state that was entered and never exited, and the input it was given."""
+    depth, entered, exited = 0, None, True
+    for event in events:
+        kind = event["type"]
+        nesting = kind.startswith(_NESTING)
+        if kind.endswith("StateEntered") and depth == 0:
+            details = event["stateEnteredEventDetails"]
+            entered, exited = (details["name"], details.get("input")), False
+        elif kind.endswith("StateExited") and depth == (1 if nesting else 0):
+            exited = True
+        if nesting and kind.endswith("StateEntered"):
+            depth += 1
+        elif nesting and kind.endswith(("StateExited", "StateFailed", "StateAborted")):
+            depth = max(0, depth - 1)
+    if entered is None:  # it ended before its first state: from the start
+        start_at = json.loads(execution.state_machine.definition)["StartAt"]
+        return start_at, execution.input_data
+    if exited:  # never from the start, which would run again what succeeded
+        raise _not_redrivable("No state that did not complete: nothing to resume from.")
+    name, text = entered
+    return name, json.loads(text) if text else {}
+
+
+def _redrive_worker_class() -> Any:
+    from moto.stepfunctions.parser.api import HistoryEventType
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import (
+        EventHistoryContext,
+        EventManager,
+    )
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    class RedriveWorker(ExecutionWorker):  # type: ignore[misc]
+        """Go on with an ended execution from one state: its history and context continue."""
+
+        @classmethod
+        def of(
+            cls,
+            execution: Any,
+            events: list[dict[str, Any]],
+            state_name: str,
+            state_input: Any,
+            count: int,
+            at: Any,
+        ) -> Any:
+            previous = execution.exec_worker
+            worker = cls(
+                evaluation_details=previous._evaluation_details,
+                exec_comm=previous._execution_communication,
+                cloud_watch_logging_session=previous._cloud_watch_logging_session,
+                activity_store=previous._activity_store,
+            )
+            # Ready before it is visible: describe and history read worker.env at once.
+            env = worker._get_evaluation_environment()
+            # The history goes on in a manager of its own: what the ended attempt's threads may
+            # still add (a Task in flight when it was aborted) stays out, as in AWS.
+            logging_session = previous.env.event_manager._cloud_watch_logging_session
+            env.event_manager = EventManager(logging_session)
+            env.event_manager._history_event_list.extend(events)
+            env.event_manager._event_id_gen._next_id = (events[-1]["id"] if events else 0) + 1
+            env.event_history_context = EventHistoryContext(
+                previous_event_id=events[-1]["id"] if events else 0
+            )
+            # Map runs of every attempt stay listed (list-map-runs), as in AWS.
+            env.map_run_record_pool_manager = previous.env.map_run_record_pool_manager
+            context = env.states.context_object.context_object_data["Execution"]
+            context["RedriveCount"] = count
+            context["RedriveTime"] = at.isoformat()
+            env.event_manager.add_event(
+                context=env.event_history_context,
+                event_type=HistoryEventType.ExecutionRedriven,
+                event_details=EventDetails(
+                    executionRedrivenEventDetails={"redriveCount": count}  # type: ignore[typeddict-item]
+                ),
+                update_source_event_id=False,
+            )
+            env.states.reset(input_value=state_input)
+            env.next_state_name = state_name
+            _RESUMED[execution.exec_arn] = state_name  # an inline Map there keeps what succeeded
+            worker.env = env
+            return worker
+
+        def _execution_logic(self) -> None:
+            program = self._get_evaluation_entrypoint()
+            timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            # Program.eval without its `next state = StartAt`.
+            inner = threading.Thread(
+                target=EvalComponent.eval, args=(program, self.env), daemon=True
+            )
+            TMP_THREADS.append(inner)
+            inner.start()
+            inner.join(timeout=timeout)
+            if inner.is_alive():
+                self.env.set_timed_out()
+            with _redrive_lock:  # the state it resumed at was not an inline Map: forget it
+                _RESUMED.pop(self._evaluation_details.execution_details.arn, None)
+            self._execution_communication.terminated()
+
+    return RedriveWorker
+
+
+class _RedriveWorker:
+    _class: Any = None
+
+    @classmethod
+    def of(cls, *args: Any) -> Any:
+        if cls._class is None:
+            cls._class = _redrive_worker_class()
+        return cls._class.of(*args)
+
+
+# An inline Map: the outputs of its iterations that succeeded, per execution and state (state
+# names are unique in a state machine), from its latest entry; a redrive that resumes at that
+# Map runs only the others. Task and Map states run in frames of their own, so the state to
+# resume is looked up by execution, not marked on the environment.
+_ITERATIONS: dict[tuple[str, str], dict[str, Any]] = {}
+_RESUMED: dict[str, str] = {}  # execution ARN -> the state its redrive resumes at
+_ITERATIONS_KEPT = 1024
+_map_entry = threading.local()
+
+
+def _inline_map_iterations_kept() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor.inline_item_processor import (  # noqa: E501
+        InlineItemProcessor,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iterator.inline_iterator import (  # noqa: E501
+        InlineIterator,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import (
+        JobClosed,
+        JobPool,
+    )
+
+    def entered(body: Any) -> Any:
+        @functools.wraps(body)
+        def kept(self: Any, env: Any) -> None:
+            eval_input = env.stack[-1]
+            execution = env.states.context_object.context_object_data["Execution"]["Id"]
+            key = (execution, eval_input.state_name)
+            items = json.dumps(eval_input.input_items, sort_keys=True, default=str)
+            reused: dict[int, Any] = {}
+            with _redrive_lock:
+                previous = _ITERATIONS.get(key)
+                if _RESUMED.get(execution) == eval_input.state_name:
+                    del _RESUMED[execution]  # its first entry only
+                    if previous and previous["items"] == items:
+                        reused = dict(previous["outputs"])
+                if len(_ITERATIONS) >= _ITERATIONS_KEPT and key not in _ITERATIONS:
+                    _ITERATIONS.pop(next(iter(_ITERATIONS)))
+                record = _ITERATIONS[key] = {"items": items, "outputs": dict(reused)}
+            _map_entry.pool = (record["outputs"], reused)
+            try:
+                return body(self, env)
+            finally:
+                _map_entry.pool = None
+
+        return kept
+
+    init, close = JobPool.__init__, JobPool.close_job
+
+    @functools.wraps(init)
+    def pool_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        entry, _map_entry.pool = getattr(_map_entry, "pool", None), None
+        self.cancelflow_outputs = entry[0] if entry else None
+        for index, output in (entry[1] if entry else {}).items():
+            self._open_jobs[:] = [job for job in self._open_jobs if job.job_index != index]
+            self._closed_jobs.add(JobClosed(job_index=index, job_output=output))
+        self._notify_on_termination()
+
+    @functools.wraps(close)
+    def close_job(self: Any, job: Any) -> None:
+        outputs = getattr(self, "cancelflow_outputs", None)
+        if outputs is not None and not isinstance(job.job_output, Exception):
+            with self._mutex:
+                if not self._is_terminated():  # an iteration still running at a failure reruns
+                    outputs[job.job_index] = job.job_output
+        close(self, job)
+
+    JobPool.__init__ = pool_init  # type: ignore[method-assign]
+    JobPool.close_job = close_job  # type: ignore[method-assign]
+    for kind in (InlineItemProcessor, InlineIterator):
+        kind._eval_body = entered(kind._eval_body)

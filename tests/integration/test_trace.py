@@ -1,0 +1,85 @@
+"""`make trace ID=…` tells an operator one cancel's whole story from one command (issue 13)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from local.log_shipping import LogShipper
+from local.stack import LocalStack
+from local.template import ROOT
+from local.trace import Trace
+
+from .conftest import Sandbox, ShopClient, mails_about
+
+
+@pytest.fixture
+def functions_log_info(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The functions log every step, as on `make run` (the test stack keeps them to warnings)."""
+    assert stack.lambdas
+    monkeypatch.setitem(stack.lambdas.extra_env, "POWERTOOLS_LOG_LEVEL", "INFO")  # cold starts
+    shipped = [  # and the warm ones
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+        and any(isinstance(h, LogShipper) for h in logger.handlers)
+    ]
+    levels = [logger.level for logger in shipped]
+    for logger in shipped:
+        logger.setLevel(logging.INFO)
+    yield
+    for logger, level in zip(shipped, levels, strict=True):
+        logger.setLevel(level)
+
+
+def test_trace_of_a_finished_cancel_names_its_record_states_kcp_call_emails_and_log_lines(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, functions_log_info: None
+) -> None:
+    accepted = shop.cancel(paid["tno"]).body
+    outcome = shop.outcome(accepted["cancellation_id"])
+    assert len(mails_about(stack, outcome)) == 2  # the execution has ended
+
+    text = "\n".join(Trace(stack.env).lines(accepted["cancellation_id"]))
+
+    sections = [line for line in text.splitlines() if line.startswith("== ")]
+    assert [s.split(" ")[1] for s in sections] == [
+        "cancellation",
+        "execution",
+        "KCP",
+        "emails",
+        "log",
+    ]
+    assert '"status": "SUCCEEDED"' in text
+    assert "status SUCCEEDED" in text
+    for state in ("Decide", "Eligible?", "SendCancel", "Sent?", "Settle", "Notify", "Done"):
+        assert f"→ {state} (" in text
+    assert "path taken: Decide → Eligible? → SendCancel → Sent? → Settle → Notify → Done" in text
+    assert '"cancellation_id":"' + accepted["cancellation_id"] in text  # a state's input
+    kcp = [line for line in text.splitlines() if line.strip().endswith("answer 0000")]
+    assert len(kcp) == 1 and "cancel" in kcp[0] and paid["tno"] in kcp[0]
+    assert "To: kim@example.com" in text and "To: shop@demo-shop.example" in text
+    logs = text.split("== log lines")[1]
+    assert '"message":"settled"' in logs.replace(" ", "")
+    assert outcome["execution_id"] in logs
+
+
+def test_make_trace_of_an_unknown_id_says_so(stack: LocalStack) -> None:
+    text = "\n".join(Trace(stack.env).lines("no-such-id"))
+    assert "nothing here is named no-such-id" in text
+
+
+def test_make_trace_without_an_id_prints_its_usage() -> None:
+    done = subprocess.run(
+        ["make", "-s", "-o", ".venv/bin/.installed", "trace"],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable},
+    )
+    assert done.returncode != 0
+    assert "usage: make trace ID=" in done.stdout + done.stderr
