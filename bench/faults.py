@@ -390,6 +390,7 @@ class Run:
         self.cancel_of_id: dict[str, int] = {}
         self.settled_early: set[str] = set()
         self.failed_executions: dict[str, str] = {}  # cancellation id -> execution status
+        self.redriven: Counter[str] = Counter()  # redriven executions by how they then ended
         self.shown = 0.0
 
     def _may_strike(self, tag: str | None) -> bool:
@@ -603,6 +604,23 @@ class Run:
             flush=True,
         )
 
+    def redrive(self) -> None:
+        """As an operator does once the cause is gone: faults off, every FAILED execution
+        redriven from the step that failed (each step is safe to re-run), then waited for."""
+        self.kcp.enabled = False
+        self.aws.enabled = False
+        sfn = self.stack.client("stepfunctions")
+        arn = self.stack.env["CANCEL_STATE_MACHINE_ARN"].replace(":stateMachine:", ":execution:")
+        for name in list(self.failed_executions):
+            sfn.redrive_execution(executionArn=f"{arn}:{name}")
+        for name in list(self.failed_executions):
+            status = self.stack.wait_for_execution(f"{arn}:{name}", timeout=300)["status"]
+            self.redriven[status] += 1
+            if status == "SUCCEEDED":
+                del self.failed_executions[name]
+            else:
+                self.failed_executions[name] = status
+
     def sweep(self) -> None:
         """The project's sweep, where it has one (local.sweep), with KCP faults off."""
         self.kcp.enabled = False
@@ -684,6 +702,7 @@ class Figures:
     non_terminal_detail: Counter[str] = field(default_factory=Counter)
     stuck: int = 0
     sweep: str | None = None
+    redriven: Counter[str] = field(default_factory=Counter)
     table: dict[str, Counter[str]] = field(default_factory=dict)
     bad: dict[str, list[str]] = field(default_factory=dict)  # class -> examples of lost/double
     api: Counter[str] = field(default_factory=Counter)
@@ -696,6 +715,7 @@ class Figures:
 def compare(run: Run, state: dict[str, Any]) -> Figures:
     s, kcp = run.s, run.kcp
     f = Figures(n=s.n, seed=s.seed, sweep=run.sweep_ran, stuck=len(run.stuck))
+    f.redriven = run.redriven
     by_token = {c["token"]: c for c in state["cancellations"]}
     swept = run.sweep_ran is not None
 
@@ -812,6 +832,7 @@ def report(f: Figures) -> str:
     lines = [
         f"fault bench: {f.n} cancels, seed {f.seed}, {f.seconds:.0f} s"
         f" ({f.n / max(f.seconds, 1):.1f} cancels/s)",
+        f"  redriven:       {dict(f.redriven) or 'none failed'}  (FAILED executions, faults off)",
         f"  sweep:          {f.sweep or 'none (no local.sweep): open cases stay open'}",
         f"  doubles:        {f.doubles}"
         + "".join(f"\n    {v:>6}  {k}" for k, v in f.doubles_detail.items()),
@@ -858,6 +879,7 @@ def run(s: Settings, stack: LocalStack | None = None) -> Figures:
     bench.start()
     try:
         bench.drive()
+        bench.redrive()
         bench.sweep()
         figures = compare(bench, bench.read())
     finally:

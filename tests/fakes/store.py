@@ -297,10 +297,18 @@ class MemoryStore:
         key = (cancellation.shop_id, cancellation.cancellation_id)
         self.attempts.setdefault(key, {})[attempt.seq] = _stored_attempt(attempt)
 
+    def dispatch(self, cancellation: Cancellation, attempt: Attempt, claim: str) -> bool:
+        journal = self.attempts.get((cancellation.shop_id, cancellation.cancellation_id), {})
+        stored = journal.get(attempt.seq)
+        if stored is None or stored.dispatched != "PENDING":
+            return False
+        journal[attempt.seq] = replace(stored, dispatched=claim)
+        return True
+
     def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
         key = (cancellation.shop_id, cancellation.cancellation_id)
         stored = self.cancellations.get(key)
-        if stored is None:  # what the port means; DynamoStore writes a ghost (xfail in contract)
+        if stored is None:  # what the port means (DynamoStore checks attribute_exists)
             raise Conflict("no such cancellation")
         if stored.status in TERMINAL:
             raise Conflict("cancellation is already terminal")

@@ -224,3 +224,54 @@ def test_settling_an_unconfirmed_cancel_twice_keeps_one_hold(world: World) -> No
     assert first["status"] == "NEEDS_REVIEW"
     assert world.snapshot() == after_first
     assert _money(world) == (30000, 20000, world.cid, PaymentStatus.PAID)
+
+
+# --- a run that died between journaling and sending ------------------------------------------
+
+
+def _die_after_begin_send(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def dead(*_: object, **__: object) -> None:
+        raise RuntimeError("the Lambda died")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cancellations, "_dispatch", dead)
+        with pytest.raises(RuntimeError):
+            world.send(Fate.APPLY)
+
+
+def test_a_send_that_died_before_sending_is_sent_by_its_rerun_exactly_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.decide()
+    _die_after_begin_send(world, monkeypatch)
+    assert world.status() is CancellationStatus.SENDING and world.kcp.requests == []
+
+    route = world.send(Fate.APPLY)  # the retry: the attempt was never claimed, so it is sent
+
+    assert len(world.kcp.requests) == 1
+    assert world.run_on(route)["status"] == "SUCCEEDED"
+    assert world.send(Fate.APPLY)["next"] == "SETTLE" and len(world.kcp.requests) == 1
+
+
+def test_the_sweep_voids_an_attempt_a_dead_run_never_sent_and_gives_the_hold_back(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from cancelflow import sweep
+
+    world.decide()
+    _die_after_begin_send(world, monkeypatch)
+    assert _money(world)[1:3] == (20000, world.cid)
+    since = world.clock.now() - timedelta(days=30)
+    too_soon = sweep.sweep_payment(world.store, world.kcp, world.clock, SHOP, TNO, since)
+    assert too_soon.finding is sweep.Finding.OPEN  # its run may still be alive: wait
+
+    world.clock.at += cancellations.DISPATCH_DEADLINE
+    closed = sweep.sweep_payment(world.store, world.kcp, world.clock, SHOP, TNO, since)
+
+    assert closed.finding is sweep.Finding.CORRECTED
+    assert world.status() is CancellationStatus.FAILED
+    assert _money(world) == (30000, 30000, "", PaymentStatus.PAID)
+    assert world.send(Fate.APPLY)["verdict"]["status"] == "FAILED"  # a late rerun sends nothing
+    assert world.kcp.requests == []

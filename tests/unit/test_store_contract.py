@@ -631,3 +631,20 @@ def test_the_shops_cancellations_are_listed_newest_first_by_filters_and_pages(
     )
     with pytest.raises(Conflict):
         store.cancellation_page("shop_b", CancellationQuery(limit=2), position)
+
+
+def test_one_run_claims_a_pending_attempt_and_a_claimed_or_unmarked_one_stays_claimed(
+    store: Store,
+) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    cancellation = _reserved(store)
+    pending = Attempt(seq=1, kind="CANCEL", sent_at=NOW, dispatched="PENDING")
+    store.begin_send(cancellation, pending)
+
+    assert store.dispatch(cancellation, pending, "SENT") is True
+    assert store.dispatch(cancellation, pending, "VOID") is False  # sent: it cannot be voided
+    stored = store.get_cancellation(SHOP, "cnl_1")
+    assert stored is not None and stored.attempts[0].dispatched == "SENT"
+    legacy = Attempt(seq=2, kind="CANCEL", sent_at=NOW)  # no claim at all: may have been sent
+    store.journal(cancellation, legacy)
+    assert store.dispatch(cancellation, legacy, "SENT") is False

@@ -342,40 +342,78 @@ def send(
     """Journal the cancel, send it once, classify the answer."""
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status is CancellationStatus.SENDING:
-        # A re-run (its first run's result was lost): the journal may already hold KCP's
-        # definitive answer; only an unanswered send needs an inquiry.
-        return _journaled_verdict(cancellation) or {"next": "RECONCILE", "tries": 0}
+        return _resume(store, gateway, clock, cancellation)  # a re-run: its result was lost
     if cancellation.status is not CancellationStatus.RESERVED:
         return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
-    payment = store.get_payment(shop_id, cancellation.tno)
-    if payment is None:
-        raise LookupError(f"payment {cancellation.tno} not found")
-    amount = cancellation.amount or 0
-    seq = len(cancellation.attempts) + 1
-    attempt = Attempt(seq=seq, kind="CANCEL", sent_at=clock.now())
+    attempt = Attempt(
+        seq=len(cancellation.attempts) + 1, kind="CANCEL", sent_at=clock.now(), dispatched=PENDING
+    )
     try:
         balance_before = store.begin_send(cancellation, attempt)
-    except Conflict:
-        return {"next": "RECONCILE", "tries": 0}  # a previous run may have sent it
-    cancellation = replace(
-        cancellation, status=CancellationStatus.SENDING, balance_before=balance_before
+    except Conflict:  # a twin run of this step began it: whichever dispatches it sends it
+        return _resume(store, gateway, clock, _load(store, shop_id, cancellation_id))
+    sending = replace(
+        cancellation,
+        status=CancellationStatus.SENDING,
+        balance_before=balance_before,
+        attempts=(*cancellation.attempts, attempt),
     )
+    return _dispatch(store, gateway, clock, sending, attempt)
+
+
+def _resume(
+    store: Store, gateway: Gateway, clock: Clock, cancellation: Cancellation
+) -> dict[str, Any]:
+    """A send step run again: settle what the journal already knows, send an attempt no run
+    dispatched (provably never sent), and ask KCP about one that was dispatched."""
+    if cancellation.status is not CancellationStatus.SENDING:
+        return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
+    verdict = _journaled_verdict(cancellation)
+    if verdict is not None:
+        return verdict
+    last = _last_send(cancellation)
+    if last is None or last.dispatched != PENDING:
+        return {"next": "RECONCILE", "tries": 0}
+    return _dispatch(store, gateway, clock, cancellation, last)
+
+
+def _last_send(cancellation: Cancellation) -> Attempt | None:
+    sends = [a for a in cancellation.attempts if a.kind == "CANCEL"]
+    return sends[-1] if sends else None
+
+
+def _dispatch(
+    store: Store, gateway: Gateway, clock: Clock, cancellation: Cancellation, attempt: Attempt
+) -> dict[str, Any]:
+    """Claim the journaled attempt for sending (one run wins), then send it and classify.
+
+    The claim is the last write before the request leaves: an attempt nobody claimed was never
+    sent, so a re-run may send it, and the sweep may void it (then nobody can)."""
+    payment = store.get_payment(cancellation.shop_id, cancellation.tno)
+    if payment is None:
+        raise LookupError(f"payment {cancellation.tno} not found")
+    amount, before = cancellation.amount or 0, cancellation.balance_before or 0
     order = CancelOrder(
         tno=cancellation.tno,
         method=payment.method,
         reason=cancellation.reason or cancellation.reason_code,
         # KCP's full cancel (STSC) only while nothing was cancelled before; the rest of a
         # partly cancelled payment is a partial cancel of the whole remaining balance.
-        amount=None if amount == payment.amount == balance_before else amount,
-        balance_before=balance_before,
+        amount=None if amount == payment.amount == before else amount,
+        balance_before=before,
         refund_account=cancellation.refund_account,
     )
     for n in range(NOT_SENT_TRIES):
+        if not store.dispatch(cancellation, attempt, DISPATCHED):
+            return {"next": "RECONCILE", "tries": 0}  # another run sent it, or it was voided
+        attempt = replace(attempt, dispatched=DISPATCHED)
         answer = _call(gateway, order)
         store.journal(cancellation, _completed(attempt, answer, clock))
         if answer.outcome is not Outcome.NOT_SENT or n == NOT_SENT_TRIES - 1:
             break
-        attempt = Attempt(seq=attempt.seq + 1, kind="CANCEL", sent_at=clock.now())
+        attempt = Attempt(
+            seq=attempt.seq + 1, kind="CANCEL", sent_at=clock.now(), dispatched=PENDING
+        )
         store.journal(cancellation, attempt)
     verdict = _verdict(
         answer.outcome,
@@ -390,9 +428,25 @@ def send(
     try:
         store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
     except Conflict:  # the sweep saw KCP apply it meanwhile and settled it
-        fresh = _load(store, shop_id, cancellation_id)
+        fresh = _load(store, cancellation.shop_id, cancellation.cancellation_id)
         return _route_existing(fresh) or {"next": "RECONCILE", "tries": 0}
     return {"next": "RECONCILE", "tries": 0}
+
+
+# An attempt's dispatch claim: journaled PENDING, then SENT by the one run that sends it, or
+# VOID (never to be sent). One without a claim (journaled before claims existed) may be sent.
+PENDING, DISPATCHED, VOIDED = "PENDING", "SENT", "VOID"
+# Longer than any run of the send step (its Lambda's timeout): an attempt still unclaimed this
+# long after it was journaled belongs to a run that died before sending.
+DISPATCH_DEADLINE = timedelta(minutes=15)
+
+
+def void_undispatched(store: Store, clock: Clock, cancellation: Cancellation) -> bool:
+    """Make a dead run's never-sent attempt unsendable; True if it is now provably unsent."""
+    last = _last_send(cancellation)
+    if last is None or last.dispatched != PENDING or clock.now() - last.sent_at < DISPATCH_DEADLINE:
+        return False
+    return store.dispatch(cancellation, last, VOIDED)
 
 
 def _verdict(
@@ -477,6 +531,8 @@ def reconcile(
         return _route_existing(cancellation) or settle_with(
             CancellationStatus.FAILED, "INTERNAL_ERROR"
         )
+    if void_undispatched(store, clock, cancellation):
+        return settle_with(CancellationStatus.FAILED, "GATEWAY_UNREACHABLE")  # never sent
     payment = store.get_payment(shop_id, cancellation.tno)
     if payment is None:
         raise LookupError(f"payment {cancellation.tno} not found")

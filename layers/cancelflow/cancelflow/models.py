@@ -176,6 +176,7 @@ class Attempt:
     res_msg: str = ""
     detail: str = ""
     completed_at: datetime | None = None
+    dispatched: str = ""  # PENDING, then SENT (one run sends it) or VOID (never); see send
 
 
 @dataclass(frozen=True)

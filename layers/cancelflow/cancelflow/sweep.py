@@ -5,7 +5,9 @@ last `days`, and acts only on positive proof, like the workflow (cancelflow.canc
 
 - the payment's in-flight cancel (SENDING, RECONCILING or NEEDS_REVIEW, holding the send lock):
   KCP's balance lowered by exactly its amount from the balance it was sent against → SUCCEEDED;
-  unchanged → still open (KCP may yet apply it); anything else → left open, counted as a mismatch;
+  its attempt never claimed for sending by a run that has since died → voided, FAILED (never
+  sent, safe to ask again); unchanged → still open (KCP may yet apply it); anything else → left
+  open, counted as a mismatch;
 - no cancel in flight: KCP's balance lower than ours by exactly the amount of a recent FAILED
   cancel that was sent → that cancel is corrected to SUCCEEDED; any other difference is counted as
   a mismatch for an operator (e.g. a cancel made in KCP's admin), never guessed at.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from cancelflow.cancellations import judge_inquiry
+from cancelflow.cancellations import judge_inquiry, void_undispatched
 from cancelflow.clock import Clock
 from cancelflow.gateway.port import Gateway, InquiryAnswer, Outcome
 from cancelflow.models import (
@@ -93,12 +95,31 @@ def _sweep_in_flight(
     held = next((c for c in cancellations if c.cancellation_id == payment.in_flight), None)
     if held is None or held.status not in SENT:
         return replace(seen, finding=Finding.MISMATCH)  # a lock without its cancel: an operator
+    if void_undispatched(store, clock, held):  # its run died before sending: provably unsent
+        return _close_unsent(store, clock, held, seen)
     verdict = judge_inquiry(held, answer, clock)
     if verdict is None:
         return replace(seen, finding=Finding.OPEN)
     if verdict["verdict"]["status"] != CancellationStatus.SUCCEEDED:
         return replace(seen, finding=Finding.MISMATCH)
     return _correct(store, clock, held, answer, held.balance_before or 0, seen)
+
+
+def _close_unsent(store: Store, clock: Clock, held: Cancellation, seen: Swept) -> Swept:
+    """FAILED, never sent (its attempt is void now): the hold and the lock are given back."""
+    announced = held.status is CancellationStatus.NEEDS_REVIEW
+    outcome = held.with_status(
+        CancellationStatus.FAILED,
+        reasons=("GATEWAY_UNREACHABLE",),
+        corrected_from=held.status.value if announced else "",
+        updated_at=clock.now(),
+    )
+    effect = effect_of(held, CancellationStatus.FAILED, held.balance_before or 0)
+    try:
+        store.settle(held, outcome, effect)
+    except Conflict:
+        return replace(seen, finding=Finding.OPEN)
+    return replace(seen, finding=Finding.CORRECTED, corrected=outcome, announce=announced)
 
 
 def _failed_matching(

@@ -50,6 +50,8 @@ _LABELS = {
         "footer": "문의는 {shop}({email})로 연락해 주세요.",
         "shop_intro": "고객 결제의 취소 처리 결과입니다.",
         "corrected": "앞서 안내드린 결과를 정정합니다. KCP 확인 결과 취소가 완료되었습니다.",
+        "corrected_unsent": "앞서 확인 중으로 안내드린 취소 요청은 KCP에 전달되지 않았습니다. "
+        "결제는 취소되지 않았으며, 다시 요청하셔도 안전합니다.",
     },
     "en": {
         "product": "Product",
@@ -64,6 +66,8 @@ _LABELS = {
         "footer": "Questions? Contact {shop} ({email}).",
         "shop_intro": "The outcome of a cancellation of a customer's payment.",
         "corrected": "This corrects our earlier message: KCP confirms the cancel was made.",
+        "corrected_unsent": "The cancel we were checking never reached KCP: nothing was "
+        "refunded, and it is safe to request it again.",
     },
 }
 
@@ -82,7 +86,10 @@ def outcome_emails(
     refunded = (
         (cancellation.amount or 0) if cancellation.status is CancellationStatus.SUCCEEDED else 0
     )
-    lines = [labels["corrected"], ""] if cancellation.corrected_from else []
+    lines = []
+    if cancellation.corrected_from:
+        succeeded = cancellation.status is CancellationStatus.SUCCEEDED
+        lines = [labels["corrected" if succeeded else "corrected_unsent"], ""]
     lines += [
         f"{labels['product']}: {payment.product_name}",
         f"{labels['order']}: {payment.order_id}",

@@ -478,6 +478,25 @@ class DynamoStore:
             raise PaymentBusy() from e
         return int(balance)
 
+    def dispatch(self, cancellation: Cancellation, attempt: Attempt, claim: str) -> bool:
+        key = {
+            "PK": _cancellation_key(cancellation.shop_id, cancellation.cancellation_id)["PK"],
+            "SK": f"ATTEMPT#{attempt.seq:04d}",
+        }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(key),
+                UpdateExpression="SET dispatched = :claim",
+                ConditionExpression="dispatched = :pending",  # journaled, claimed by nobody
+                ExpressionAttributeValues=_marshal({":claim": claim, ":pending": "PENDING"}),
+            )
+            return True
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                return False
+            raise
+
     def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
         self._db.put_item(
             TableName=self._table, Item=_marshal(_attempt_item(cancellation, attempt))
@@ -859,6 +878,7 @@ def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:
         "res_msg": a.res_msg,
         "detail": a.detail,
         "completed_at": _text(a.completed_at),
+        "dispatched": a.dispatched or None,
     }
 
 
@@ -872,4 +892,5 @@ def _attempt_from(i: dict[str, Any]) -> Attempt:
         res_msg=i.get("res_msg", ""),
         detail=i.get("detail", ""),
         completed_at=_time(i.get("completed_at")),
+        dispatched=i.get("dispatched", ""),
     )

@@ -106,6 +106,10 @@ class Store(Protocol):
         """
         ...
 
+    def dispatch(self, cancellation: Cancellation, attempt: Attempt, claim: str) -> bool:
+        """Claim a PENDING attempt (SENT or VOID) if nobody has; False if someone had."""
+        ...
+
     def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
         """Write an attempt (new, or its completion)."""
         ...
