@@ -1,7 +1,8 @@
 """Scheduled: keep records true to KCP's balance (cancelflow.sweep), within a time budget."""
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,25 +24,33 @@ def handler(event: dict, context: object) -> dict:
     position, found = int(event.get("position", 0)), Counter[str]()
     while position < len(todo) and context.get_remaining_time_in_millis() > SPARE_MS:  # type: ignore[attr-defined]
         shop_id, tno = todo[position]
-        shop = runtime.shop(shop_id)
-        swept = sweep.sweep_payment(
-            store, runtime.gateway_for(shop), runtime.clock, shop_id, tno, since
-        )
-        found[swept.finding] += 1
-        if swept.finding in (sweep.Finding.CORRECTED, sweep.Finding.MISMATCH):
-            logger.warning("swept", extra={"tno": tno, "shop_id": shop_id} | _facts(swept))
-        if swept.announce and swept.corrected is not None:
-            payment = store.get_payment(shop_id, tno)
-            language = store.get_policy(shop_id).email_language
-            for email in outcome_emails(shop, payment, swept.corrected, language):  # type: ignore[arg-type]
-                runtime.mailer().send(email)
+        try:
+            found[_sweep_one(store, shop_id, tno, since)] += 1
+        except Exception:  # one payment (a throttle, a missing shop) never stops the others
+            logger.exception("sweep failed for one payment", extra={"tno": tno, "shop_id": shop_id})
+            found["ERROR"] += 1
         position += 1
     metrics.add_metric(name="SweepCorrections", unit=MetricUnit.Count, value=found["CORRECTED"])
     metrics.add_metric(name="SweepMismatches", unit=MetricUnit.Count, value=found["MISMATCH"])
+    metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=found["ERROR"])
     metrics.add_metric(name="SweepOpen", unit=MetricUnit.Count, value=found["OPEN"])
     summary = {"position": position, "more": position < len(todo), "found": dict(found)}
     logger.info("sweep", extra=summary)
     return summary
+
+
+def _sweep_one(store: Any, shop_id: str, tno: str, since: datetime) -> str:
+    shop = runtime.shop(shop_id)
+    gateway = runtime.gateway_for(shop)
+    swept = sweep.sweep_payment(store, gateway, runtime.clock, shop_id, tno, since)
+    if swept.finding in (sweep.Finding.CORRECTED, sweep.Finding.MISMATCH):
+        logger.warning("swept", extra={"tno": tno, "shop_id": shop_id} | _facts(swept))
+    if swept.announce and swept.corrected is not None:
+        payment = store.get_payment(shop_id, tno)
+        language = store.get_policy(shop_id).email_language
+        for email in outcome_emails(shop, payment, swept.corrected, language):  # type: ignore[arg-type]
+            runtime.mailer().send(email)
+    return swept.finding.value
 
 
 def _facts(swept: sweep.Swept) -> dict:
