@@ -275,3 +275,48 @@ def test_the_sweep_voids_an_attempt_a_dead_run_never_sent_and_gives_the_hold_bac
     assert _money(world) == (30000, 30000, "", PaymentStatus.PAID)
     assert world.send(Fate.APPLY)["verdict"]["status"] == "FAILED"  # a late rerun sends nothing
     assert world.kcp.requests == []
+
+
+def test_the_sweep_corrects_a_failed_cancel_that_kcp_applied_after_all_and_only_once(
+    world: World,
+) -> None:
+    from datetime import timedelta
+
+    from cancelflow import sweep
+
+    world.decide()
+    world.run_on(world.send(Fate.DECLINE))
+    assert world.status() is CancellationStatus.FAILED
+    assert _money(world) == (30000, 30000, "", PaymentStatus.PAID)
+    world.kcp.payments[TNO].balance -= 10000  # KCP applied it after all (its answer was wrong)
+    since = world.clock.now() - timedelta(days=30)
+
+    first = sweep.sweep_payment(world.store, world.kcp, world.clock, SHOP, TNO, since)
+    again = sweep.sweep_payment(world.store, world.kcp, world.clock, SHOP, TNO, since)
+
+    assert (first.finding, first.announce) == (sweep.Finding.CORRECTED, True)
+    assert again.finding is sweep.Finding.AGREES
+    assert world.status() is CancellationStatus.SUCCEEDED
+    assert _money(world) == (20000, 20000, "", PaymentStatus.PARTIALLY_CANCELLED)
+    corrected = world.store.get_cancellation(SHOP, world.cid)
+    assert corrected is not None and corrected.corrected_from == "FAILED"
+    assert corrected.attempts[-1].kind == "SWEEP"
+
+
+def test_the_sweep_counts_a_gap_no_cancel_explains_and_changes_nothing(world: World) -> None:
+    from datetime import timedelta
+
+    from cancelflow import sweep
+
+    world.kcp.payments[TNO].balance -= 7000  # e.g. a cancel made in KCP's merchant admin
+    before = world.snapshot()
+    since = world.clock.now() - timedelta(days=30)
+
+    swept = sweep.sweep_payment(world.store, world.kcp, world.clock, SHOP, TNO, since)
+
+    assert (swept.finding, swept.kcp_balance, swept.our_balance) == (
+        sweep.Finding.MISMATCH,
+        23000,
+        30000,
+    )
+    assert world.snapshot() == before
