@@ -17,6 +17,7 @@ from cancelflow.api import (
     refuse_non_json,
     to_cancel_request,
     to_payment,
+    with_request_id,
 )
 from cancelflow.clock import KST
 from cancelflow.export import csv_chunks
@@ -220,4 +221,4 @@ def patch_policy():
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event: dict, context: object) -> dict:
-    return refuse_non_json(event) or app.resolve(event, context)
+    return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

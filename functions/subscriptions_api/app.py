@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from cancelflow import runtime
-from cancelflow.api import install_problem_handlers, json_text, refuse_non_json
+from cancelflow.api import install_problem_handlers, json_text, refuse_non_json, with_request_id
 from cancelflow.billing import subscriptions
 from cancelflow.billing.schemas import CancelSubscriptionIn, SubscriptionIn
 from cancelflow.billing.subscriptions import Status
@@ -103,4 +103,4 @@ def charges(subscription_id: str):
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
 def handler(event: dict, context: object) -> dict:
-    return refuse_non_json(event) or app.resolve(event, context)
+    return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

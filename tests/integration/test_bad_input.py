@@ -214,3 +214,24 @@ def test_a_throttled_table_is_503_with_retry_after_not_500(
 
     _assert_problem(answer, 503, "SERVICE_UNAVAILABLE")
     assert answer.headers["Retry-After"] == "1"
+
+
+def test_every_answer_carries_a_request_id_and_a_problem_quotes_it(
+    shop: ShopClient, sandbox: Sandbox
+) -> None:
+    created = shop.register(sandbox.approve())
+    refused = shop.cancel("20990101000000")
+    not_json = http(
+        "POST",
+        f"{shop.url}/v1/payments",
+        headers=shop.auth | {"Content-Type": "text/plain"},
+        raw=b"x",
+    )
+    unauthorized = http("GET", f"{shop.url}/v1/payments", headers={"Authorization": "Bearer nope"})
+
+    assert created.status == 201 and created.headers["Request-Id"]
+    for problem in (refused, not_json):
+        assert problem.body["request_id"] == problem.headers["Request-Id"]
+    assert unauthorized.status == 401 and unauthorized.body["request_id"]  # the gateway's own
+    ids = [a.headers["Request-Id"] for a in (created, refused, not_json)]
+    assert len(set(ids)) == 3

@@ -36,8 +36,25 @@ def json_text(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
-def problem_response(problem: Problem, path: str = "") -> Response:
-    return Response(problem.status, PROBLEM_JSON, json_text(problem.body(path)))
+def problem_response(problem: Problem, path: str = "", request_id: str = "") -> Response:
+    body = problem.body(path) | ({"request_id": request_id} if request_id else {})
+    return Response(problem.status, PROBLEM_JSON, json_text(body))
+
+
+def request_id(event: dict[str, Any]) -> str:
+    """API Gateway's id of the request: on every answer, in problem bodies, on every log line
+    (the handlers' correlation id), so a support ticket can quote it."""
+    return str((event.get("requestContext") or {}).get("requestId", ""))
+
+
+def with_request_id(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer with a Request-Id header (single- and multi-value forms)."""
+    rid = request_id(event)
+    if rid:
+        answer.setdefault("headers", {})["Request-Id"] = rid
+        if "multiValueHeaders" in answer:
+            answer["multiValueHeaders"]["Request-Id"] = [rid]
+    return answer
 
 
 def _field(loc: Any) -> str:
@@ -62,7 +79,7 @@ def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "statusCode": problem.status,
         "headers": {"Content-Type": PROBLEM_JSON},
-        "body": json_text(problem.body(event.get("path", ""))),
+        "body": json_text(problem.body(event.get("path", "")) | {"request_id": request_id(event)}),
         "isBase64Encoded": False,
     }
 
@@ -111,19 +128,23 @@ def _unknown_query(unknown: list[str], known: set[str]) -> Problem:
     return Problem("VALIDATION_FAILED", detail + ".", errors=errors)
 
 
+def _rid(app: APIGatewayRestResolver) -> str:
+    return request_id(app.current_event.raw_event)
+
+
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
     """Every refusal becomes problem+json with a stable code; nothing leaks as a bare 500.
     A query parameter the route does not take is refused too (400 naming it)."""
 
     @app.exception_handler(Problem)
     def _problem(error: Problem) -> Response:
-        return problem_response(error, app.current_event.path)
+        return problem_response(error, app.current_event.path, _rid(app))
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response:
         errors = error.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(Problem("MALFORMED_JSON"), app.current_event.path)
+            return problem_response(Problem("MALFORMED_JSON"), app.current_event.path, _rid(app))
         details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
         missing_key = any(d["field"] == "Idempotency-Key" for d in details)
         problem = Problem(
@@ -131,14 +152,14 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
             "; ".join(f"{d['field']}: {d['message']}" for d in details),
             errors=details,
         )
-        return problem_response(problem, app.current_event.path)
+        return problem_response(problem, app.current_event.path, _rid(app))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def _unsupported(error: RequestUnsupportedContentType) -> Response:
         # A JSON type of another kind (application/*+json) on a route that reads plain JSON.
         kind = content_type(app.current_event.get("headers"))
         problem = Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind}: send application/json.")
-        return problem_response(problem, app.current_event.path)
+        return problem_response(problem, app.current_event.path, _rid(app))
 
     def _known_query(
         app: APIGatewayRestResolver, next_middleware: Callable[[APIGatewayRestResolver], Response]
@@ -152,25 +173,27 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
             asked = app.current_event.query_string_parameters or {}
             unknown = sorted(name for name in asked if name not in known)
             if unknown:
-                return problem_response(_unknown_query(unknown, known), app.current_event.path)
+                return problem_response(
+                    _unknown_query(unknown, known), app.current_event.path, _rid(app)
+                )
         return next_middleware(app)
 
     app.use(middlewares=[_known_query])
 
     @app.not_found
     def _not_found(error: NotFoundError) -> Response:
-        return problem_response(Problem("NOT_FOUND"), app.current_event.path)
+        return problem_response(Problem("NOT_FOUND"), app.current_event.path, _rid(app))
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
         if aws.transient(error):  # AWS throttled us or could not be reached: nothing to fix, retry
             logger.warning("transient AWS error", extra={"error": type(error).__name__})
             problem = Problem("SERVICE_UNAVAILABLE", "Retry shortly with the same request.")
-            answer = problem_response(problem, app.current_event.path)
+            answer = problem_response(problem, app.current_event.path, _rid(app))
             answer.headers["Retry-After"] = "1"
             return answer
         logger.exception("unexpected error")
-        return problem_response(Problem("INTERNAL_ERROR"), app.current_event.path)
+        return problem_response(Problem("INTERNAL_ERROR"), app.current_event.path, _rid(app))
 
 
 def moment(text: str | None, name: str, end_of_day: bool = False) -> datetime | None:
