@@ -320,3 +320,20 @@ def test_the_sweep_counts_a_gap_no_cancel_explains_and_changes_nothing(world: Wo
         30000,
     )
     assert world.snapshot() == before
+
+
+def test_reconcile_run_again_after_voiding_a_dead_runs_attempt_still_says_never_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.decide()
+    _die_after_begin_send(world, monkeypatch)
+    world.clock.at += cancellations.DISPATCH_DEADLINE
+
+    first = world.reconcile()
+    second = world.reconcile()  # its first run's result was lost after it voided the attempt
+
+    assert first == second
+    assert first["verdict"] == {"status": "FAILED", "reasons": ["GATEWAY_UNREACHABLE"]}
+    assert world.settle(first)["status"] == "FAILED"
+    assert _money(world) == (30000, 30000, "", PaymentStatus.PAID)
+    assert world.kcp.requests == []

@@ -442,9 +442,14 @@ DISPATCH_DEADLINE = timedelta(minutes=15)
 
 
 def void_undispatched(store: Store, clock: Clock, cancellation: Cancellation) -> bool:
-    """Make a dead run's never-sent attempt unsendable; True if it is now provably unsent."""
+    """Make a dead run's never-sent attempt unsendable; True if its last attempt is provably
+    unsent (voided now, or by an earlier run of this step that then died)."""
     last = _last_send(cancellation)
-    if last is None or last.dispatched != PENDING or clock.now() - last.sent_at < DISPATCH_DEADLINE:
+    if last is None:
+        return False
+    if last.dispatched == VOIDED:
+        return True
+    if last.dispatched != PENDING or clock.now() - last.sent_at < DISPATCH_DEADLINE:
         return False
     return store.dispatch(cancellation, last, VOIDED)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from cancelflow.cancellations import judge_inquiry, void_undispatched
+from cancelflow.cancellations import PENDING, VOIDED, judge_inquiry, void_undispatched
 from cancelflow.clock import Clock
 from cancelflow.gateway.port import Gateway, InquiryAnswer, Outcome
 from cancelflow.models import (
@@ -132,9 +132,18 @@ def _failed_matching(
         if c.status is CancellationStatus.FAILED
         and c.updated_at >= since
         and c.amount == missing
-        and any(a.kind == "CANCEL" and a.outcome != Outcome.NOT_SENT for a in c.attempts)
+        and any(_reached_kcp(a) for a in c.attempts)
     ]
     return max(sent, key=lambda c: c.updated_at) if sent else None
+
+
+def _reached_kcp(attempt: Attempt) -> bool:
+    """A cancel attempt that may have been sent: not refused locally, not voided or unclaimed."""
+    return (
+        attempt.kind == "CANCEL"
+        and attempt.outcome != Outcome.NOT_SENT
+        and attempt.dispatched not in (VOIDED, PENDING)
+    )
 
 
 def _correct(
