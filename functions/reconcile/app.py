@@ -2,7 +2,8 @@
 
 from aws_lambda_powertools import Logger
 
-from cancelflow import cancellations, runtime
+from cancelflow import runtime
+from cancelflow.cancellations import service as cancellations
 
 logger = Logger()
 

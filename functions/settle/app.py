@@ -3,7 +3,8 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cancelflow import cancellations, runtime
+from cancelflow import runtime
+from cancelflow.cancellations import service as cancellations
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")

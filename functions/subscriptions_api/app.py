@@ -8,11 +8,16 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from cancelflow import runtime
-from cancelflow.api import install_problem_handlers, json_text, refuse_non_json, with_request_id
-from cancelflow.billing import subscriptions
-from cancelflow.billing.schemas import CancelSubscriptionIn, SubscriptionIn
-from cancelflow.billing.subscriptions import Status
-from cancelflow.billing.views import charge_view, subscription_view
+from cancelflow.http.api import (
+    install_problem_handlers,
+    json_text,
+    refuse_non_json,
+    with_request_id,
+)
+from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
+from cancelflow.http.subscription_views import charge_view, subscription_view
+from cancelflow.subscriptions import service as subscriptions
+from cancelflow.subscriptions.service import Status
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)

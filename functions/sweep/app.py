@@ -7,8 +7,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cancelflow import runtime, sweep
-from cancelflow.notify import outcome_emails
+from cancelflow import runtime
+from cancelflow.cancellations import sweep
+from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")

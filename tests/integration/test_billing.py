@@ -12,8 +12,8 @@ import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from cancelflow.billing.dynamodb import DynamoBilling
-from cancelflow.clock import KST
+from cancelflow.adapters.dynamodb.subscriptions import DynamoBilling
+from cancelflow.kernel.clock import KST
 from local.stack import LocalStack
 from local.template import ROOT
 

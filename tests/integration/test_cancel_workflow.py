@@ -100,7 +100,7 @@ def test_registering_the_same_payment_twice_is_idempotent_but_other_facts_confli
 def test_a_step_that_crashes_fails_the_execution_and_leaves_the_cancel_open_and_unannounced(
     stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, monkeypatch
 ) -> None:
-    from cancelflow.store.dynamodb import DynamoStore
+    from cancelflow.adapters.dynamodb.store import DynamoStore
 
     def crash(*_: object, **__: object) -> None:
         raise RuntimeError("a bug in Decide")

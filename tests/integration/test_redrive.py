@@ -41,7 +41,7 @@ def entered(events: list[dict[str, Any]]) -> list[str]:
 def test_a_cancel_whose_settle_crashed_is_redriven_to_success_with_kcp_called_once(
     stack: LocalStack, shop: ShopClient, sandbox: Sandbox, paid: dict, monkeypatch
 ) -> None:
-    from cancelflow.store.dynamodb import DynamoStore
+    from cancelflow.adapters.dynamodb.store import DynamoStore
 
     def crash(*_: object, **__: object) -> None:
         raise RuntimeError("a bug in Settle")
@@ -119,7 +119,7 @@ def test_a_succeeded_or_running_execution_is_not_redrivable(
 def test_a_billing_run_whose_tally_crashed_is_redriven_without_charging_again(
     stack: LocalStack, shop: ShopClient, monkeypatch
 ) -> None:
-    from cancelflow.billing import run
+    from cancelflow.subscriptions import billing as run
 
     url = stack.env["SANDBOX_URL"]
     sub = subscribe(shop, batch_key(url), "2041-05-20").body

@@ -39,20 +39,13 @@ from hypothesis.stateful import (
 )
 from moto import mock_aws
 
-from cancelflow import cancellations
-from cancelflow.cancellations import CancelRequest
-from cancelflow.errors import Problem
-from cancelflow.models import (
-    HOLDING,
-    SENT,
-    TERMINAL,
-    Cancellation,
-    CancellationStatus,
-    Payment,
-    PaymentStatus,
-)
-from cancelflow.store.dynamodb import DynamoStore
-from cancelflow.store.port import PaymentBusy
+from cancelflow.adapters.dynamodb.store import DynamoStore
+from cancelflow.cancellations import service as cancellations
+from cancelflow.cancellations.model import HOLDING, SENT, TERMINAL, Cancellation, CancellationStatus
+from cancelflow.cancellations.ports import PaymentBusy
+from cancelflow.cancellations.service import CancelRequest
+from cancelflow.kernel.errors import Problem
+from cancelflow.payments.model import Payment, PaymentStatus
 from local import moto_fixes
 from local.template import REGION, Template
 from tests.fakes.examples import SHOP, a_cancellation, a_payment
@@ -73,7 +66,7 @@ def _load_sweep() -> Callable[..., Any] | None:
     The one place to adapt: the rule `sweep` below calls what this returns.
     """
     try:
-        module = importlib.import_module("cancelflow.sweep")
+        module = importlib.import_module("cancelflow.cancellations.sweep")
     except ModuleNotFoundError:
         return None
     return getattr(module, "sweep_payment", None)

@@ -6,18 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cancelflow.cancellations import CancelRequest
-from cancelflow.errors import CATALOGUE, Problem
-from cancelflow.models import (
-    Cancellation,
-    CancellationStatus,
-    Payment,
-    PayMethod,
-    RefundAccount,
-    Shop,
-)
-from cancelflow.notify import outcome_emails
-from cancelflow.views import mask_email
+from cancelflow.cancellations.emails import outcome_emails
+from cancelflow.cancellations.model import Cancellation, CancellationStatus
+from cancelflow.cancellations.service import CancelRequest
+from cancelflow.http.views import mask_email
+from cancelflow.kcp.port import PayMethod, RefundAccount
+from cancelflow.kernel.errors import CATALOGUE, Problem
+from cancelflow.payments.model import Payment
+from cancelflow.shops.model import Shop
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

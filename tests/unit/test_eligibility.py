@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 
-from cancelflow.clock import KST
-from cancelflow.eligibility import CancelAsk, Decision, decide, pro_rata_refund
-from cancelflow.models import BreakdownLine, Fulfillment, Payment, PaymentStatus, PayMethod
-from cancelflow.policy import (
+from cancelflow.cancellations.eligibility import CancelAsk, Decision, decide, pro_rata_refund
+from cancelflow.cancellations.model import BreakdownLine
+from cancelflow.kcp.port import PayMethod
+from cancelflow.kernel.clock import KST
+from cancelflow.kernel.reasons import BREAKDOWN, REASONS
+from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
+from cancelflow.shops.policy import (
     PolicyError,
     ShopPolicy,
     default_policy,
@@ -23,7 +26,6 @@ from cancelflow.policy import (
     policy_to_doc,
     validate_policy,
 )
-from cancelflow.reasons import BREAKDOWN, REASONS
 
 ITEMS = (
     {"name": "셔츠", "quantity": 2, "price": 10_000, "category": "CLOTHES"},

@@ -9,11 +9,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cancelflow.clock import KST
-from cancelflow.eligibility import SHOP_FAULT, CancelAsk, CancelReason, decide, pro_rata_refund
-from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
-from cancelflow.policy import ShopPolicy, policy_from_doc, policy_to_doc, validate_policy
-from cancelflow.reasons import BREAKDOWN, REASONS
+from cancelflow.cancellations.eligibility import (
+    SHOP_FAULT,
+    CancelAsk,
+    CancelReason,
+    decide,
+    pro_rata_refund,
+)
+from cancelflow.kcp.port import PayMethod
+from cancelflow.kernel.clock import KST
+from cancelflow.kernel.reasons import BREAKDOWN, REASONS
+from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
+from cancelflow.shops.policy import ShopPolicy, policy_from_doc, policy_to_doc, validate_policy
 
 METHOD_RULES = {"MOBILE_PREVIOUS_MONTH", "REFUND_ACCOUNT_REQUIRED"}
 CATEGORIES = ["", "CLOTHES", "CUSTOM_MADE", "custom_made", "DIGITAL_USED"]

@@ -1,0 +1,550 @@
+"""The BillingStore on the Ledger table (the layout is in store/dynamodb.py's docstring).
+
+    subscription    PK SHOP#{shop}#SUB#{id}   SK SUBSCRIPTION
+                    GSI1 (a shop's list): SHOP#{shop}#SUBS / {created_at}#{id}
+                    GSI3 (sparse, only while ACTIVE): DUE#{yyyy-mm-dd}#{shard} / {shop}#{id}
+    charge          PK SHOP#{shop}#SUB#{id}   SK CHARGE#{period}#{attempt:02d}
+    payment         the store's PAYMENT item, written with the successful charge
+    run lease       PK BILLING#RUN            SK LEASE   (holder: the charging execution)
+
+The due index holds only subscriptions with a next attempt, keyed by its date, so a billing run
+reads what is due and nothing else. A day's partition is split into SHARDS by a hash of the
+subscription id: one date's writes and reads never pile onto one partition.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cancelflow.adapters.dynamodb.store import _marshal, _payment_item, _unmarshal
+from cancelflow.kernel.clock import from_utc_text, to_utc_text
+from cancelflow.kernel.errors import Conflict
+from cancelflow.payments.model import Payment
+from cancelflow.subscriptions.schedule import Cycle
+from cancelflow.subscriptions.service import (
+    OPEN_CHARGE,
+    Charge,
+    ChargeStatus,
+    PaidPeriod,
+    Status,
+    Subscription,
+)
+
+SHARDS = 8  # fixed: changing it would strand due items under the old keys
+RUN_LEASE = {"PK": "BILLING#RUN", "SK": "LEASE"}  # which execution is charging (one at a time)
+DUE_INDEX = "SubscriptionsDue"
+LIST_INDEX = "ShopTimeline"  # GSI1: a shop's subscriptions by creation time
+
+
+def shard_of(subscription_id: str) -> int:
+    return int(hashlib.sha256(subscription_id.encode()).hexdigest()[:8], 16) % SHARDS
+
+
+def due_key(day: date, subscription_id: str) -> str:
+    return f"DUE#{day.isoformat()}#{shard_of(subscription_id)}"
+
+
+def _sub_key(shop_id: str, subscription_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#SUB#{subscription_id}", "SK": "SUBSCRIPTION"}
+
+
+def _charge_key(shop_id: str, subscription_id: str, period: str, attempt: int) -> dict[str, str]:
+    pk = _sub_key(shop_id, subscription_id)["PK"]
+    return {"PK": pk, "SK": f"CHARGE#{period}#{attempt:02d}"}
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _reasons(error: ClientError, n: int) -> list[str]:
+    codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons") or []]
+    return codes + ["None"] * (n - len(codes))
+
+
+class DynamoBilling:
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def create(self, sub: Subscription) -> Subscription | None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=_marshal(subscription_item(sub)),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+            return None
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+        return self.get(sub.shop_id, sub.subscription_id)
+
+    def get(self, shop_id: str, subscription_id: str) -> Subscription | None:
+        answer = self._db.get_item(
+            TableName=self._table,
+            Key=_marshal(_sub_key(shop_id, subscription_id)),
+            ConsistentRead=True,
+        )
+        return subscription_from(_unmarshal(answer["Item"])) if "Item" in answer else None
+
+    def save(self, before: Subscription, after: Subscription) -> Subscription:
+        written = _next_version(after, before.version)
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=_marshal(subscription_item(written)),
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues=_marshal({":v": before.version}),
+            )
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise Conflict("subscription changed") from e
+            raise
+        return written
+
+    def page(
+        self,
+        shop_id: str,
+        status: str | None,
+        date_from: date | None,
+        date_to: date | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Subscription], str | None]:
+        filters, values = [], {":pk": f"SHOP#{shop_id}#SUBS"}
+        names: dict[str, str] = {}
+        if status:
+            filters.append("#st = :st")
+            names["#st"] = "status"
+            values[":st"] = status
+        if date_from:
+            filters.append("period_date >= :from")
+            values[":from"] = date_from.isoformat()
+        if date_to:
+            filters.append("period_date <= :to")
+            values[":to"] = date_to.isoformat()
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": _marshal(values),
+            "ScanIndexForward": False,
+        }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        found: list[Subscription] = []
+        while True:
+            kwargs["Limit"] = limit - len(found)
+            page = self._db.query(**kwargs)
+            found += [subscription_from(_unmarshal(i)) for i in page["Items"]]
+            last = page.get("LastEvaluatedKey")
+            if not last or len(found) >= limit:
+                return found, _encode_cursor(last) if last else None
+            kwargs["ExclusiveStartKey"] = last
+
+    # --- the billing run ---------------------------------------------------------------
+
+    def take_run_lease(
+        self, execution_id: str, at: datetime, still_running: Callable[[str], bool]
+    ) -> str | None:
+        for _ in range(3):
+            answer = self._db.get_item(
+                TableName=self._table, Key=_marshal(RUN_LEASE), ConsistentRead=True
+            )
+            holder = _unmarshal(answer["Item"])["holder"] if "Item" in answer else None
+            if holder and holder != execution_id and still_running(holder):
+                return str(holder)
+            condition = "holder = :seen" if holder else "attribute_not_exists(PK)"
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=_marshal(
+                        RUN_LEASE | {"holder": execution_id, "taken_at": to_utc_text(at)}
+                    ),
+                    ConditionExpression=condition,
+                    **(
+                        {"ExpressionAttributeValues": _marshal({":seen": holder})} if holder else {}
+                    ),
+                )
+                return None
+            except ClientError as e:
+                if _code(e) != "ConditionalCheckFailedException":
+                    raise
+        raise Conflict("the billing run's lease keeps changing hands")
+
+    def due_page(
+        self, billing_date: date, days_back: int, cursor: dict[str, Any] | None, limit: int
+    ) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+        """Walk (day, shard) partitions, oldest day first, each with Query: cost ~ items due."""
+        position = cursor or {"day": 0, "shard": 0, "key": None}
+        day_index, shard, start = int(position["day"]), int(position["shard"]), position["key"]
+        items: list[dict[str, str]] = []
+        while day_index <= days_back and len(items) < limit:
+            day = billing_date - timedelta(days=days_back - day_index)
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": DUE_INDEX,
+                "KeyConditionExpression": "GSI3PK = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": f"DUE#{day.isoformat()}#{shard}"}},
+                "ProjectionExpression": "GSI3SK",
+                "Limit": limit - len(items),
+                "ReturnConsumedCapacity": "TOTAL",
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._db.query(**kwargs)
+            for raw in page["Items"]:
+                shop_id, _, subscription_id = raw["GSI3SK"]["S"].rpartition("#")
+                items.append({"shop_id": shop_id, "subscription_id": subscription_id})
+            start = page.get("LastEvaluatedKey")
+            if start:
+                continue  # the same partition has more
+            shard += 1
+            if shard == SHARDS:
+                day_index, shard = day_index + 1, 0
+        if day_index > days_back:
+            return items, None
+        return items, {"day": day_index, "shard": shard, "key": start}
+
+    def claim(self, sub: Subscription, charge: Charge) -> Charge | None:
+        key = _charge_key(sub.shop_id, sub.subscription_id, charge.period, charge.attempt)
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": _marshal(_sub_key(sub.shop_id, sub.subscription_id)),
+                            "ConditionExpression": "version = :v AND #st = :active",
+                            "ExpressionAttributeNames": {"#st": "status"},
+                            "ExpressionAttributeValues": _marshal(
+                                {":v": sub.version, ":active": Status.ACTIVE.value}
+                            ),
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": _marshal(charge_item(charge)),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    },
+                ]
+            )
+            return None
+        except ClientError as e:
+            if _code(e) != "TransactionCanceledException":
+                raise
+            reasons = _reasons(e, 2)
+        if reasons[1] == "ConditionalCheckFailed":
+            answer = self._db.get_item(
+                TableName=self._table, Key=_marshal(key), ConsistentRead=True
+            )
+            if "Item" in answer:
+                found = charge_from(_unmarshal(answer["Item"]))
+                if charge.claim_token and found.claim_token == charge.claim_token:
+                    # Our own claim: the SDK retried a request whose answer was lost after
+                    # it was written (DynamoDB dedupes that retry by its token; moto does not).
+                    return None
+                return found
+        raise Conflict("subscription changed")
+
+    def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
+        open_values = {f":o{i}": s.value for i, s in enumerate(sorted(OPEN_CHARGE))}
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _marshal(subscription_item(_next_version(sub, sub.version))),
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": _marshal({":v": sub.version}),
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _marshal(charge_item(charge)),
+                    "ConditionExpression": f"#st IN ({', '.join(open_values)})",
+                    "ExpressionAttributeNames": {"#st": "status"},
+                    "ExpressionAttributeValues": _marshal(open_values),
+                }
+            },
+        ]
+        if payment is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _marshal(_payment_item(payment)),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+            )
+        try:
+            self._db.transact_write_items(TransactItems=items)
+            return True
+        except ClientError as e:
+            if _code(e) != "TransactionCanceledException":
+                raise
+            reasons = _reasons(e, 3)
+        if reasons[1] == "ConditionalCheckFailed" or reasons[2] == "ConditionalCheckFailed":
+            return False  # another run of this step recorded it first
+        raise Conflict("subscription changed")
+
+    def journal(self, charge: Charge) -> None:
+        open_values = {f":o{i}": s.value for i, s in enumerate(sorted(OPEN_CHARGE))}
+        key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        values = {
+            ":st": charge.status.value,
+            ":sends": charge.sends,
+            ":detail": charge.detail,
+            ":res_cd": charge.res_cd,
+            ":now": to_utc_text(charge.updated_at),
+        }
+        update = (
+            "SET #st = :st, sends = :sends, detail = :detail, res_cd = :res_cd, updated_at = :now"
+        )
+        if charge.tno:  # KCP approved it: kept even if recording its effects fails
+            update += ", tno = :tno, approved_at = :approved"
+            values |= {
+                ":tno": charge.tno,
+                ":approved": to_utc_text(charge.approved_at or charge.updated_at),
+            }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(key),
+                UpdateExpression=update,
+                ConditionExpression=f"#st IN ({', '.join(open_values)})",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=_marshal(open_values | values),
+            )
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise  # settled meanwhile by another run: its record stands
+
+    def link_tno(self, charge: Charge, payment: Payment) -> None:
+        key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        values = {
+            ":tno": charge.tno,
+            ":ok": ChargeStatus.SUCCEEDED.value,
+            ":at": to_utc_text(charge.approved_at or charge.updated_at),
+            ":now": to_utc_text(charge.updated_at),
+        }
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_marshal(key),
+                UpdateExpression="SET tno = :tno, approved_at = :at, updated_at = :now",
+                ConditionExpression="#st = :ok AND (attribute_not_exists(tno) OR tno = :tno)",
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=_marshal(values),
+            )
+        except ClientError as e:
+            if _code(e) == "ConditionalCheckFailedException":
+                raise Conflict("the charge has another tno") from e
+            raise
+        try:  # then its Payment, once: a repeat after a crash between the two finishes it
+            self._db.put_item(
+                TableName=self._table,
+                Item=_marshal(_payment_item(payment)),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+
+    def charges(self, shop_id: str, subscription_id: str) -> list[Charge]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :charge)",
+            "ExpressionAttributeValues": _marshal(
+                {":pk": _sub_key(shop_id, subscription_id)["PK"], ":charge": "CHARGE#"}
+            ),
+            "ConsistentRead": True,
+        }
+        found: list[Charge] = []
+        while True:
+            page = self._db.query(**kwargs)
+            found += [charge_from(_unmarshal(i)) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _next_version(sub: Subscription, version: int) -> Subscription:
+    from dataclasses import replace
+
+    return replace(sub, version=version + 1)
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as error:
+        raise ValueError("bad cursor") from error
+    if not isinstance(key, dict) or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}:
+        raise ValueError("bad cursor")
+    return key
+
+
+# --- item <-> domain ---------------------------------------------------------------------
+
+
+def _day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def subscription_item(s: Subscription) -> dict[str, Any]:
+    created = to_utc_text(s.created_at)
+    item: dict[str, Any] = _sub_key(s.shop_id, s.subscription_id) | {
+        "GSI1PK": f"SHOP#{s.shop_id}#SUBS",
+        "GSI1SK": f"{created}#{s.subscription_id}",
+        "type": "SUBSCRIPTION",
+        "shop_id": s.shop_id,
+        "subscription_id": s.subscription_id,
+        "status": s.status.value,
+        "customer_name": s.customer_name,
+        "customer_email": s.customer_email,
+        "product_name": s.product_name,
+        "amount": s.amount,
+        "cycle": s.cycle.value,
+        "anchor_day": s.anchor_day,
+        "batch_key_ref": s.batch_key_ref,
+        "batch_key_last4": s.batch_key_last4,
+        "period_date": s.period_date.isoformat(),
+        "attempt": s.attempt,
+        "created_at": created,
+        "updated_at": to_utc_text(s.updated_at),
+        "version": s.version,
+        "fingerprint": s.fingerprint,
+        "cancel_when": s.cancel_when or None,
+        "cancelled_at": to_utc_text(s.cancelled_at) if s.cancelled_at else None,
+        "service_until": s.service_until.isoformat() if s.service_until else None,
+        "refund_amount": s.refund_amount,
+        "refund_cancellation_id": s.refund_cancellation_id or None,
+        "suspended_at": to_utc_text(s.suspended_at) if s.suspended_at else None,
+    }
+    if s.status is Status.ACTIVE and s.due_on is not None:
+        # Sparse: only a subscription with a next attempt is in the due index.
+        item |= {
+            "due_on": s.due_on.isoformat(),
+            "GSI3PK": due_key(s.due_on, s.subscription_id),
+            "GSI3SK": f"{s.shop_id}#{s.subscription_id}",
+        }
+    if s.last_paid:
+        p = s.last_paid
+        item["last_paid"] = {
+            "period": p.period,
+            "tno": p.tno,
+            "amount": p.amount,
+            "start": p.start.isoformat(),
+            "end": p.end.isoformat(),
+            "paid_at": to_utc_text(p.paid_at),
+        }
+    return item
+
+
+def subscription_from(i: dict[str, Any]) -> Subscription:
+    paid = i.get("last_paid")
+    return Subscription(
+        shop_id=i["shop_id"],
+        subscription_id=i["subscription_id"],
+        status=Status(i["status"]),
+        customer_name=i["customer_name"],
+        customer_email=i["customer_email"],
+        product_name=i["product_name"],
+        amount=int(i["amount"]),
+        cycle=Cycle(i["cycle"]),
+        anchor_day=int(i["anchor_day"]),
+        batch_key_ref=i["batch_key_ref"],
+        batch_key_last4=i["batch_key_last4"],
+        period_date=date.fromisoformat(i["period_date"]),
+        attempt=int(i.get("attempt", 1)),
+        due_on=_day(i.get("due_on")),
+        created_at=from_utc_text(i["created_at"]),
+        updated_at=from_utc_text(i["updated_at"]),
+        version=int(i.get("version", 0)),
+        fingerprint=i.get("fingerprint", ""),
+        last_paid=PaidPeriod(
+            period=paid["period"],
+            tno=paid.get("tno", ""),
+            amount=int(paid["amount"]),
+            start=date.fromisoformat(paid["start"]),
+            end=date.fromisoformat(paid["end"]),
+            paid_at=from_utc_text(paid["paid_at"]),
+        )
+        if paid
+        else None,
+        cancel_when=i.get("cancel_when", ""),
+        cancelled_at=from_utc_text(i["cancelled_at"]) if i.get("cancelled_at") else None,
+        service_until=_day(i.get("service_until")),
+        refund_amount=int(i.get("refund_amount", 0)),
+        refund_cancellation_id=i.get("refund_cancellation_id", ""),
+        suspended_at=from_utc_text(i["suspended_at"]) if i.get("suspended_at") else None,
+    )
+
+
+def charge_item(c: Charge) -> dict[str, Any]:
+    return _charge_key(c.shop_id, c.subscription_id, c.period, c.attempt) | {
+        "type": "CHARGE",
+        "shop_id": c.shop_id,
+        "subscription_id": c.subscription_id,
+        "period": c.period,
+        "attempt": c.attempt,
+        "order_id": c.order_id,
+        "amount": c.amount,
+        "status": c.status.value,
+        "billing_date": c.billing_date.isoformat(),
+        "created_at": to_utc_text(c.created_at),
+        "updated_at": to_utc_text(c.updated_at),
+        "sends": c.sends,
+        "tno": c.tno or None,
+        "approved_at": to_utc_text(c.approved_at) if c.approved_at else None,
+        "res_cd": c.res_cd,
+        "res_msg": c.res_msg,
+        "detail": c.detail,
+        "confirmed_by": c.confirmed_by or None,
+        "claim_token": c.claim_token or None,
+    }
+
+
+def charge_from(i: dict[str, Any]) -> Charge:
+    return Charge(
+        shop_id=i["shop_id"],
+        subscription_id=i["subscription_id"],
+        period=i["period"],
+        attempt=int(i["attempt"]),
+        order_id=i["order_id"],
+        amount=int(i["amount"]),
+        status=ChargeStatus(i["status"]),
+        billing_date=date.fromisoformat(i["billing_date"]),
+        created_at=from_utc_text(i["created_at"]),
+        updated_at=from_utc_text(i["updated_at"]),
+        sends=int(i.get("sends", 0)),
+        tno=i.get("tno", ""),
+        approved_at=from_utc_text(i["approved_at"]) if i.get("approved_at") else None,
+        res_cd=i.get("res_cd", ""),
+        res_msg=i.get("res_msg", ""),
+        detail=i.get("detail", ""),
+        confirmed_by=i.get("confirmed_by", ""),
+        claim_token=i.get("claim_token", ""),
+    )
