@@ -30,8 +30,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cancelflow.adapters.dynamodb.store import _marshal
 from cancelflow.adapters.dynamodb.subscriptions import subscription_item
+from cancelflow.adapters.dynamodb.table import marshal as _marshal
 from cancelflow.adapters.secrets import SecretsVault
 from cancelflow.subscriptions.pacing import busiest_second
 from cancelflow.subscriptions.schedule import Cycle

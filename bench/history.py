@@ -40,7 +40,7 @@ def seed(stack: LocalStack, shop_id: str, count: int) -> None:
     from boto3.dynamodb.types import TypeSerializer
     from moto.backends import get_backend
 
-    from cancelflow.adapters.dynamodb.store import _payment_item
+    from cancelflow.adapters.dynamodb.table import payment_item as _payment_item
     from cancelflow.kcp.port import PayMethod
     from cancelflow.payments.model import Payment
 

@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.adapters.dynamodb.store import key_hash
+from cancelflow.adapters.dynamodb.table import key_hash
 from cancelflow.shops.service import usage_key
 
 logger = Logger()

@@ -67,6 +67,7 @@ def list_subscriptions(
         next_charge_to,
         limit,
         cursor,
+        key=runtime.cursor_key(),
     )
     return _json(200, {"items": [subscription_view(s) for s in found], "cursor": next_cursor})
 

@@ -80,7 +80,7 @@ def _key_hash(secret: str) -> str:
 
 @dataclass
 class MemoryStore:
-    """Implements cancelflow.cancellations.ports.CancellationStore; state is public so tests can look in."""
+    """Implements cancellations.ports.CancellationStore; state is public so tests can look in."""
 
     shops: dict[str, Shop] = field(default_factory=dict)
     api_keys: dict[str, str] = field(default_factory=dict)  # sha256 of key -> shop id

@@ -361,7 +361,29 @@ def test_bad_input_gets_problem_json_with_a_code(stack: LocalStack, shop: ShopCl
     when = call(shop, "POST", f"/v1/subscriptions/{sid}/cancel", {"when": "LATER"})
     assert when.status == 400 and when.code == "VALIDATION_FAILED"
     cursor = call(shop, "GET", "/v1/subscriptions?cursor=bm9wZQ")
-    assert cursor.status == 400 and cursor.code == "VALIDATION_FAILED"
+    assert cursor.status == 400 and cursor.code == "INVALID_CURSOR"
+
+
+def test_subscriptions_page_with_a_signed_cursor_only_their_shop_and_filters_can_use(
+    stack: LocalStack, shop: ShopClient, shop_b: ShopClient
+) -> None:
+    key = batch_key(stack.env["SANDBOX_URL"])
+    mine = {subscribe(shop, key, "2036-04-01").body["subscription_id"] for _ in range(3)}
+    seen: list[str] = []
+    page = call(shop, "GET", "/v1/subscriptions?limit=2")
+    first_cursor = page.body["cursor"]
+    for _ in range(500):
+        assert page.status == 200, page.body
+        seen += [s["subscription_id"] for s in page.body["items"]]
+        if not page.body["cursor"]:
+            break
+        page = call(shop, "GET", f"/v1/subscriptions?limit=2&cursor={page.body['cursor']}")
+    assert len(seen) == len(set(seen)) and mine <= set(seen)
+    # The cursor is bound to the shop and the filters it was made for, and cannot be edited.
+    elsewhere = call(shop_b, "GET", f"/v1/subscriptions?limit=2&cursor={first_cursor}")
+    refiltered = call(shop, "GET", f"/v1/subscriptions?status=PAUSED&cursor={first_cursor}")
+    edited = call(shop, "GET", f"/v1/subscriptions?cursor=x{first_cursor}")
+    assert [a.code for a in (elsewhere, refiltered, edited)] == ["INVALID_CURSOR"] * 3
 
 
 def test_a_replayed_create_with_the_same_key_returns_the_same_subscription(

@@ -13,7 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cancelflow.adapters.dynamodb.store import DynamoStore, key_hash
+from cancelflow.adapters.dynamodb.store import DynamoStore
+from cancelflow.adapters.dynamodb.table import key_hash
 from cancelflow.cancellations.model import (
     Attempt,
     BreakdownLine,

@@ -39,7 +39,7 @@ from cancelflow.kernel.clock import KST
 from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
 from cancelflow.shops.policy import ShopPolicy
 
-__all__ = ["CancelAsk", "CancelReason", "Decision", "decide", "pro_rata_refund"]
+__all__ = ["CancelAsk", "CancelReason", "Decision", "decide"]
 
 
 class CancelReason(StrEnum):
@@ -237,18 +237,6 @@ def _method_rules(payment: Payment, ask: CancelAsk, now: datetime) -> list[str]:
     if payment.method in REFUND_TO_ACCOUNT and not ask.has_refund_account:
         reasons.append("REFUND_ACCOUNT_REQUIRED")
     return reasons
-
-
-def pro_rata_refund(amount: int, period_start: date, period_end: date, today: date) -> int:
-    """The part of a period's charge for its unused whole days, in KRW rounded down.
-
-    Both period_start and period_end are days of the period; today counts as used.
-    """
-    if amount < 0 or period_end < period_start:
-        raise ValueError("amount must be >= 0 and the period must not end before it starts")
-    days = (period_end - period_start).days + 1
-    unused = min(days, max(0, (period_end - today).days))
-    return amount * unused // days
 
 
 def _kst_day(moment: datetime) -> date:

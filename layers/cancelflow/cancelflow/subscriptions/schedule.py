@@ -97,12 +97,15 @@ def parse_retry_days(text: str) -> tuple[int, ...]:
 
 
 def prorata_refund(amount: int, period_start: date, period_end: date, cancelled_on: date) -> int:
-    """The unused part of a period's charge, by whole days, rounded down (KRW).
+    """The unused part of a period's charge, by whole days, rounded down (KRW): the one rule.
 
-    The day of cancellation counts as used; nothing is refunded outside the period.
+    A period is half-open: it runs from period_start up to the day before period_end (the next
+    period's date), so a month counts its own 28 to 31 days and a leap February its 29 with no
+    end-of-month arithmetic. The day of cancellation counts as used; a cancel before the period
+    starts gets everything back, one on or after its end nothing.
     """
-    total = (period_end - period_start).days
-    if total <= 0 or not period_start <= cancelled_on < period_end:
-        return 0
-    unused = (period_end - cancelled_on).days - 1
-    return amount * unused // total
+    if amount < 0 or period_end <= period_start:
+        raise ValueError("amount must be >= 0 and the period at least one day long")
+    days = (period_end - period_start).days
+    used = min(days, max(0, (cancelled_on - period_start).days + 1))
+    return amount * (days - used) // days

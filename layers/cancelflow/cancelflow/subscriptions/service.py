@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from cancelflow.kcp.port import Gateway, Outcome, PayMethod
+from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock
-from cancelflow.kernel.errors import Problem
+from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.schedule import Cycle
@@ -147,10 +148,6 @@ def new_subscription_id(shop_id: str, idempotency_key: str) -> str:
 # --- ports ---------------------------------------------------------------------------------
 
 
-class Conflict(Exception):
-    """A conditional write lost: the subscription changed since it was read."""
-
-
 class BillingStore(Protocol):
     def create(self, sub: Subscription) -> Subscription | None:
         """Create it; the existing subscription if the id is taken."""
@@ -165,9 +162,11 @@ class BillingStore(Protocol):
         date_from: date | None,
         date_to: date | None,
         limit: int,
-        cursor: str | None,
-    ) -> tuple[list[Subscription], str | None]:
-        """A page of the shop's subscriptions, newest first; ValueError for a bad cursor."""
+        position: dict[str, Any] | None,
+    ) -> tuple[list[Subscription], dict[str, Any] | None]:
+        """A page of the shop's subscriptions, newest first, and where the next one starts.
+
+        Conflict for a position outside this shop's list."""
         ...
 
     def save(self, before: Subscription, after: Subscription) -> Subscription:
@@ -318,11 +317,29 @@ def list_subscriptions(
     date_to: date | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    *,
+    key: bytes,
 ) -> tuple[list[Subscription], str | None]:
+    """One page of the shop's subscriptions, newest first, and the signed cursor to the next."""
+    scope = _list_scope(shop_id, status, date_from, date_to)
+    position = cursor_codec.resume(cursor, scope, key)
     try:
-        return store.page(shop_id, status, date_from, date_to, limit, cursor)
-    except ValueError as error:
-        raise Problem("VALIDATION_FAILED", "cursor: not a cursor this API gave out") from error
+        found, following = store.page(shop_id, status, date_from, date_to, limit, position)
+    except Conflict as error:
+        raise Problem("INVALID_CURSOR") from error
+    return found, cursor_codec.following(following, scope, key)
+
+
+def _list_scope(shop_id: str, status: str | None, since: date | None, until: date | None) -> str:
+    """What a cursor is bound to: the list, the shop and every filter (not the page size)."""
+    doc = {
+        "list": "subscriptions",
+        "shop": shop_id,
+        "status": status,
+        "from": since.isoformat() if since else None,
+        "to": until.isoformat() if until else None,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def charges(store: BillingStore, shop_id: str, subscription_id: str) -> list[Charge]:

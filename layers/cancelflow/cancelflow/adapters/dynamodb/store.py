@@ -1,36 +1,29 @@
-"""The Store on one DynamoDB table (single-table design; Query and GetItem only, never Scan).
-
-Keys (every key of a shop's data starts with the shop id, so one shop cannot reach another's):
-
-    shop            PK SHOP#{shop}                 SK PROFILE
-    API key         PK APIKEY#{sha256 of key}      SK APIKEY
-    payment         PK SHOP#{shop}#PAY#{tno}       SK PAYMENT
-                    GSI1 ShopTimeline: SHOP#{shop}#PAYMENTS / {approved_at}#{tno} (history);
-                    subscriptions use it too: SHOP#{shop}#SUBS / {created}#{id}
-    cancellation    PK SHOP#{shop}#CNL#{id}        SK CANCELLATION
-                    GSI1 ShopTimeline (the shop's list): SHOP#{shop}#CANCELLATIONS / {created}#{id}
-                    GSI2 (a payment's cancellations): SHOP#{shop}#PAY#{tno} / CNL#{created}#{id}
-                    GSI4 ToSweep (sparse): SWEEP#OPEN / {created}#{id} while open (any age),
-                    SWEEP#FAILED / {updated}#{id} once FAILED; gone once SUCCEEDED or REJECTED
-    attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
-    idempotency     PK SHOP#{shop}#IDEM#{sha256}   SK IDEMPOTENCY     (TTL: expires_at)
-    subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
-                    GSI3 (sparse, due date): DUE#{date}#{shard} / {shop}#{id}
-"""
+"""The Store of payments, shops and cancellations on the one table (its layout: table.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from cancelflow.adapters.dynamodb.table import (
+    cancellation_key,
+    cancellation_reasons,
+    error_code,
+    key_hash,
+    marshal,
+    payment_from,
+    payment_item,
+    payment_key,
+    text_of,
+    time_from,
+    unmarshal,
+)
 from cancelflow.cancellations.model import (
     OPEN,
     Attempt,
@@ -46,10 +39,10 @@ from cancelflow.cancellations.ports import (
     InsufficientBalance,
     PaymentBusy,
 )
-from cancelflow.kcp.port import PayMethod, RefundAccount
+from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
-from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
+from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import HistoryPage, HistoryQuery
 from cancelflow.shops.model import Shop
 from cancelflow.shops.policy import ShopPolicy, default_policy, policy_from_doc, policy_to_doc
@@ -57,52 +50,6 @@ from cancelflow.shops.policy import ShopPolicy, default_policy, policy_from_doc,
 log = logging.getLogger(__name__)
 _ser = TypeSerializer()
 _de = TypeDeserializer()
-
-
-def key_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _payment_key(shop_id: str, tno: str) -> dict[str, str]:
-    return {"PK": f"SHOP#{shop_id}#PAY#{tno}", "SK": "PAYMENT"}
-
-
-def _cancellation_key(shop_id: str, cancellation_id: str) -> dict[str, str]:
-    return {"PK": f"SHOP#{shop_id}#CNL#{cancellation_id}", "SK": "CANCELLATION"}
-
-
-def _marshal(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _unmarshal(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An item in plain Python: what the domain and the views get, never a Decimal."""
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    # DynamoDB gives every number back as Decimal, at any depth (lists, maps, sets). Money and
-    # positions are integers; anything else becomes a float, which the domain refuses as a
-    # count and JSON can still show, so no stored value can make a read fail.
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return {_plain(v) for v in value}
-    if isinstance(value, Binary):
-        return bytes(value)
-    return value
-
-
-def _time(text: str | None) -> datetime | None:
-    return from_utc_text(text) if text else None
-
-
-def _text(moment: datetime | None) -> str | None:
-    return to_utc_text(moment) if moment else None
 
 
 class DynamoStore:
@@ -113,8 +60,8 @@ class DynamoStore:
     # --- reading ---------------------------------------------------------------------
 
     def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
-        answer = self._db.get_item(TableName=self._table, Key=_marshal(key), ConsistentRead=True)
-        return _unmarshal(answer["Item"]) if "Item" in answer else None
+        answer = self._db.get_item(TableName=self._table, Key=marshal(key), ConsistentRead=True)
+        return unmarshal(answer["Item"]) if "Item" in answer else None
 
     def shop_for_key(self, key_hash_hex: str) -> str | None:
         item = self._get({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"})
@@ -132,8 +79,8 @@ class DynamoStore:
         )
 
     def get_payment(self, shop_id: str, tno: str) -> Payment | None:
-        item = self._get(_payment_key(shop_id, tno))
-        return _payment_from(item) if item else None
+        item = self._get(payment_key(shop_id, tno))
+        return payment_from(item) if item else None
 
     def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None:
         item = self._get({"PK": f"SHOP#{shop_id}#IDEM#{key_hash(key)}", "SK": "IDEMPOTENCY"})
@@ -142,7 +89,7 @@ class DynamoStore:
         return IdempotencyRecord(item["body_hash"], item["cancellation_id"])
 
     def get_cancellation(self, shop_id: str, cancellation_id: str) -> Cancellation | None:
-        pk = _cancellation_key(shop_id, cancellation_id)["PK"]
+        pk = cancellation_key(shop_id, cancellation_id)["PK"]
         items = self._query_all(pk)
         main = next((i for i in items if i["SK"] == "CANCELLATION"), None)
         if main is None:
@@ -160,7 +107,7 @@ class DynamoStore:
         }
         while True:
             page = self._db.query(**kwargs)
-            items += [_unmarshal(i) for i in page["Items"]]
+            items += [unmarshal(i) for i in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -176,7 +123,7 @@ class DynamoStore:
         }
         while True:
             page = self._db.query(**kwargs)
-            items += [_unmarshal(i) for i in page["Items"]]
+            items += [unmarshal(i) for i in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -231,7 +178,7 @@ class DynamoStore:
             "TableName": self._table,
             "IndexName": "ShopTimeline",
             "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK BETWEEN :low AND :high",
-            "ExpressionAttributeValues": _marshal(values),
+            "ExpressionAttributeValues": marshal(values),
             "ScanIndexForward": False,
             "ReturnConsumedCapacity": "TOTAL",
             # Unfiltered, a page is one read of exactly `limit`; filtered, read wider per request.
@@ -259,7 +206,7 @@ class DynamoStore:
             partition = kwargs["ExpressionAttributeValues"][":pk"]["S"]
             if position.get(key[2]) != partition:  # a cursor only ever resumes in this shop
                 raise Conflict("position outside this shop's partition")
-            kwargs["ExclusiveStartKey"] = _marshal(position)
+            kwargs["ExclusiveStartKey"] = marshal(position)
         found: list[dict[str, Any]] = []
         requests, units, read = 0, 0.0, 0
         while requests < HISTORY_READ_BUDGET:
@@ -310,11 +257,11 @@ class DynamoStore:
             kwargs["ExpressionAttributeNames"] = {"#st": "status"}
             values[":status"] = query.status.value
             kwargs["Limit"] = min(HISTORY_READ_MAX, query.limit * 10)
-        kwargs["ExpressionAttributeValues"] = _marshal(values)
+        kwargs["ExpressionAttributeValues"] = marshal(values)
         rows, following, *_ = self._query_page(kwargs, query.limit, key, position)
         found: list[Cancellation] = []
         for raw in rows:
-            item = _unmarshal(raw)
+            item = unmarshal(raw)
             with _readable(item, found):
                 found.append(_cancellation_from(item, ()))
         return CancellationPage(tuple(found), following, len(rows) - len(found))
@@ -327,12 +274,12 @@ class DynamoStore:
                 "TableName": self._table,
                 "IndexName": "ToSweep",
                 "KeyConditionExpression": "GSI4PK = :pk AND GSI4SK >= :low",
-                "ExpressionAttributeValues": _marshal({":pk": partition, ":low": low}),
+                "ExpressionAttributeValues": marshal({":pk": partition, ":low": low}),
             }
             while True:
                 page = self._db.query(**kwargs)
                 for raw in page["Items"]:
-                    item = _unmarshal(raw)
+                    item = unmarshal(raw)
                     found[(item["shop_id"], item["tno"])] = None
                 if "LastEvaluatedKey" not in page:
                     break
@@ -344,7 +291,7 @@ class DynamoStore:
     def put_shop(self, shop: Shop, api_keys: list[str]) -> None:
         self._db.put_item(
             TableName=self._table,
-            Item=_marshal(
+            Item=marshal(
                 {
                     "PK": f"SHOP#{shop.shop_id}",
                     "SK": "PROFILE",
@@ -357,7 +304,7 @@ class DynamoStore:
         for secret in api_keys:
             item: dict[str, Any] = {"PK": f"APIKEY#{key_hash(secret)}", "SK": "APIKEY"}
             item |= {"shop_id": shop.shop_id, "active": True}
-            self._db.put_item(TableName=self._table, Item=_marshal(item))
+            self._db.put_item(TableName=self._table, Item=marshal(item))
 
     # --- writing ---------------------------------------------------------------------
 
@@ -365,12 +312,12 @@ class DynamoStore:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_marshal(_payment_item(payment)),
+                Item=marshal(payment_item(payment)),
                 ConditionExpression="attribute_not_exists(PK)",
             )
             return True
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 return False
             raise
 
@@ -393,7 +340,7 @@ class DynamoStore:
                 ]
             )
         except ClientError as e:
-            if _code(e) == "TransactionCanceledException":
+            if error_code(e) == "TransactionCanceledException":
                 raise Conflict("idempotency key already used") from e
             raise
 
@@ -415,7 +362,7 @@ class DynamoStore:
             self._db.transact_write_items(
                 TransactItems=[
                     self._update(
-                        _cancellation_key(cancellation.shop_id, cancellation.cancellation_id),
+                        cancellation_key(cancellation.shop_id, cancellation.cancellation_id),
                         "SET #st = :reserved, amount = :amt, updated_at = :now, "
                         "breakdown = :breakdown, policy_version = :policy",
                         "#st = :requested",
@@ -424,7 +371,7 @@ class DynamoStore:
                         | decision,
                     ),
                     self._update(
-                        _payment_key(cancellation.shop_id, cancellation.tno),
+                        payment_key(cancellation.shop_id, cancellation.tno),
                         "SET available = available - :amt" + take,
                         "available >= :amt" + free,
                         {":amt": amount} | item_values,
@@ -432,17 +379,17 @@ class DynamoStore:
                 ]
             )
         except ClientError as e:
-            if _code(e) != "TransactionCanceledException":
+            if error_code(e) != "TransactionCanceledException":
                 raise
-            reasons = _reasons(e)
+            reasons = cancellation_reasons(e, 3)
             if reasons[0] == "ConditionalCheckFailed":
                 raise Conflict("cancellation is not REQUESTED") from e
             raise InsufficientBalance() from e
 
     def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
-        payment_key = _payment_key(shop, cancellation.tno)
-        payment = self._get(payment_key)
+        pay_key = payment_key(shop, cancellation.tno)
+        payment = self._get(pay_key)
         if payment is None:
             raise Conflict("payment vanished")
         balance = payment["balance"]
@@ -450,7 +397,7 @@ class DynamoStore:
             self._db.transact_write_items(
                 TransactItems=[
                     self._update(
-                        _cancellation_key(shop, cid),
+                        cancellation_key(shop, cid),
                         "SET #st = :sending, balance_before = :bal, updated_at = :now",
                         "#st = :reserved",
                         {":sending": "SENDING", ":reserved": "RESERVED", ":bal": balance}
@@ -459,7 +406,7 @@ class DynamoStore:
                     # The send lock: one cancel per payment at KCP at a time, so KCP's
                     # balance before it is known and an inquiry can tell what happened.
                     self._update(
-                        payment_key,
+                        pay_key,
                         "SET in_flight = :cid",
                         "attribute_not_exists(in_flight) AND balance = :bal",
                         {":cid": cid, ":bal": balance},
@@ -468,9 +415,9 @@ class DynamoStore:
                 ]
             )
         except ClientError as e:
-            if _code(e) != "TransactionCanceledException":
+            if error_code(e) != "TransactionCanceledException":
                 raise
-            reasons = _reasons(e)
+            reasons = cancellation_reasons(e, 3)
             if reasons[0] == "ConditionalCheckFailed" or reasons[2] == "ConditionalCheckFailed":
                 raise Conflict("cancellation is not RESERVED: it was sent before") from e
             raise PaymentBusy() from e
@@ -478,44 +425,42 @@ class DynamoStore:
 
     def dispatch(self, cancellation: Cancellation, attempt: Attempt, claim: str) -> bool:
         key = {
-            "PK": _cancellation_key(cancellation.shop_id, cancellation.cancellation_id)["PK"],
+            "PK": cancellation_key(cancellation.shop_id, cancellation.cancellation_id)["PK"],
             "SK": f"ATTEMPT#{attempt.seq:04d}",
         }
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_marshal(key),
+                Key=marshal(key),
                 UpdateExpression="SET dispatched = :claim",
                 ConditionExpression="dispatched = :pending",  # journaled, claimed by nobody
-                ExpressionAttributeValues=_marshal({":claim": claim, ":pending": "PENDING"}),
+                ExpressionAttributeValues=marshal({":claim": claim, ":pending": "PENDING"}),
             )
             return True
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 return False
             raise
 
     def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
-        self._db.put_item(
-            TableName=self._table, Item=_marshal(_attempt_item(cancellation, attempt))
-        )
+        self._db.put_item(TableName=self._table, Item=marshal(_attempt_item(cancellation, attempt)))
 
     def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_marshal(_cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
+                Key=marshal(cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
                 UpdateExpression="SET #st = :new, updated_at = :now",
                 # attribute_exists: a missing item would otherwise be created as a ghost
                 ConditionExpression="attribute_exists(PK) AND NOT #st IN (:s1, :s2, :s3, :s4)",
                 ExpressionAttributeNames={"#st": "status"},
-                ExpressionAttributeValues=_marshal(
+                ExpressionAttributeValues=marshal(
                     {":new": status.value, ":now": to_utc_text(cancellation.updated_at)}
                     | _terminal_values()
                 ),
             )
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 raise Conflict("cancellation is already terminal") from e
             raise
 
@@ -525,9 +470,7 @@ class DynamoStore:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
         items = [self._put(_cancellation_item(outcome), "#st = :from")]
         items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
-        items[0]["Put"]["ExpressionAttributeValues"] = _marshal(
-            {":from": cancellation.status.value}
-        )
+        items[0]["Put"]["ExpressionAttributeValues"] = marshal({":from": cancellation.status.value})
         sets, conditions = [], ["attribute_exists(PK)"]
         values: dict[str, Any] = {}
         if effect.balance:
@@ -559,7 +502,7 @@ class DynamoStore:
         if expression:
             items.append(
                 self._update(
-                    _payment_key(shop, cancellation.tno),
+                    payment_key(shop, cancellation.tno),
                     expression.strip(),
                     " AND ".join(conditions),
                     values,
@@ -568,7 +511,7 @@ class DynamoStore:
         try:
             self._db.transact_write_items(TransactItems=items)
         except ClientError as e:
-            if _code(e) == "TransactionCanceledException":
+            if error_code(e) == "TransactionCanceledException":
                 raise Conflict("cancellation or payment changed meanwhile") from e
             raise
 
@@ -586,13 +529,13 @@ class DynamoStore:
         history = {"PK": f"SHOP#{shop_id}", "SK": f"POLICY#{policy.version:06d}"} | doc
         condition = "attribute_not_exists(PK) OR version = :prev"
         put_current = self._put(current, condition)
-        put_current["Put"]["ExpressionAttributeValues"] = _marshal({":prev": replaces})
+        put_current["Put"]["ExpressionAttributeValues"] = marshal({":prev": replaces})
         try:
             self._db.transact_write_items(
                 TransactItems=[put_current, self._put(history, "attribute_not_exists(PK)")]
             )
         except ClientError as e:
-            if _code(e) == "TransactionCanceledException":
+            if error_code(e) == "TransactionCanceledException":
                 raise Conflict("the policy changed meanwhile") from e
             raise
 
@@ -601,8 +544,8 @@ class DynamoStore:
         values = {
             ":new": changed.fulfillment.value,
             ":old": payment.fulfillment.value,
-            ":at": _text(changed.fulfillment_at),
-            ":delivered": _text(changed.delivered_at),
+            ":at": text_of(changed.fulfillment_at),
+            ":delivered": text_of(changed.delivered_at),
         }
         expression = "SET fulfillment = :new, fulfillment_at = :at"
         expression += (
@@ -611,13 +554,13 @@ class DynamoStore:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_marshal(_payment_key(payment.shop_id, payment.tno)),
+                Key=marshal(payment_key(payment.shop_id, payment.tno)),
                 UpdateExpression=expression,
                 ConditionExpression="fulfillment = :old",
-                ExpressionAttributeValues=_marshal(values),
+                ExpressionAttributeValues=marshal(values),
             )
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 raise Conflict("fulfillment changed meanwhile") from e
             raise
 
@@ -627,7 +570,7 @@ class DynamoStore:
         return {
             "Put": {
                 "TableName": self._table,
-                "Item": _marshal(item),
+                "Item": marshal(item),
                 "ConditionExpression": condition,
             }
         }
@@ -642,10 +585,10 @@ class DynamoStore:
     ) -> dict[str, Any]:
         update: dict[str, Any] = {
             "TableName": self._table,
-            "Key": _marshal(key),
+            "Key": marshal(key),
             "UpdateExpression": expression,
             "ConditionExpression": condition,
-            "ExpressionAttributeValues": _marshal(values),
+            "ExpressionAttributeValues": marshal(values),
         }
         if names is None:  # "status" is a reserved word; name it only where it is used
             names = {"#st": "status"} if "#st" in expression + condition else {}
@@ -679,7 +622,7 @@ def _history(
     payments, unreadable = [], 0
     for raw in rows:
         try:
-            payments.append(_payment_from(_unmarshal(raw)))
+            payments.append(payment_from(unmarshal(raw)))
         except (KeyError, ValueError, TypeError) as error:
             # One record that cannot be shown must not fail a shop's whole history.
             unreadable += 1
@@ -691,73 +634,7 @@ def _terminal_values() -> dict[str, str]:
     return {":s1": "SUCCEEDED", ":s2": "REJECTED", ":s3": "FAILED", ":s4": "NEEDS_REVIEW"}
 
 
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _reasons(error: ClientError) -> list[str]:
-    reasons = error.response.get("CancellationReasons") or []
-    codes = [r.get("Code", "None") for r in reasons]
-    return codes + ["None"] * (3 - len(codes))
-
-
 # --- item <-> domain -------------------------------------------------------------------
-
-
-def _payment_item(p: Payment) -> dict[str, Any]:
-    approved = to_utc_text(p.approved_at)
-    return _payment_key(p.shop_id, p.tno) | {
-        "GSI1PK": f"SHOP#{p.shop_id}#PAYMENTS",
-        "GSI1SK": f"{approved}#{p.tno}",
-        "type": "PAYMENT",
-        "shop_id": p.shop_id,
-        "tno": p.tno,
-        "order_id": p.order_id,
-        "amount": p.amount,
-        "tax_free_amount": p.tax_free_amount,
-        "method": p.method.value,
-        "product_name": p.product_name,
-        "product_name_lower": p.product_name.casefold(),
-        "buyer_email": p.buyer_email,
-        "buyer_name": p.buyer_name,
-        "escrow": p.escrow,
-        "items": list(p.items),
-        "approved_at": approved,
-        "registered_at": to_utc_text(p.registered_at),
-        "balance": p.balance,
-        "available": p.available,
-        "status": p.status.value,
-        "fulfillment": p.fulfillment.value,
-        "fulfillment_at": _text(p.fulfillment_at),
-        "delivered_at": _text(p.delivered_at),
-        "removed_items": set(p.removed_items) or None,  # a number set (never empty in DynamoDB)
-    }
-
-
-def _payment_from(i: dict[str, Any]) -> Payment:
-    return Payment(
-        shop_id=i["shop_id"],
-        tno=i["tno"],
-        order_id=i["order_id"],
-        amount=i["amount"],
-        method=PayMethod(i["method"]),
-        product_name=i["product_name"],
-        buyer_email=i["buyer_email"],
-        buyer_name=i.get("buyer_name", ""),
-        approved_at=from_utc_text(i["approved_at"]),
-        registered_at=from_utc_text(i["registered_at"]),
-        tax_free_amount=i.get("tax_free_amount", 0),
-        escrow=i.get("escrow", False),
-        items=tuple(i.get("items", [])),
-        balance=i["balance"],
-        available=i["available"],
-        status=PaymentStatus(i["status"]),
-        fulfillment=Fulfillment(i.get("fulfillment", "PROCESSING")),
-        fulfillment_at=_time(i.get("fulfillment_at")),
-        delivered_at=_time(i.get("delivered_at")),
-        in_flight=i.get("in_flight", ""),
-        removed_items=frozenset(i.get("removed_items", ())),
-    )
 
 
 def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
@@ -774,7 +651,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
     created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
     return (
-        _cancellation_key(c.shop_id, c.cancellation_id)
+        cancellation_key(c.shop_id, c.cancellation_id)
         | _sweep_keys(c, created)
         | {
             "GSI1PK": f"SHOP#{c.shop_id}#CANCELLATIONS",  # the shop's list, newest first
@@ -805,7 +682,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "reasons": list(c.reasons),
             "res_cd": c.res_cd,
             "res_msg": c.res_msg,
-            "cancelled_at": _text(c.cancelled_at),
+            "cancelled_at": text_of(c.cancelled_at),
             "partial_seq": c.partial_seq,
             "balance_before": c.balance_before,
             "confirmed_by": c.confirmed_by or None,
@@ -836,7 +713,7 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         reasons=tuple(i.get("reasons", [])),
         res_cd=i.get("res_cd", ""),
         res_msg=i.get("res_msg", ""),
-        cancelled_at=_time(i.get("cancelled_at")),
+        cancelled_at=time_from(i.get("cancelled_at")),
         partial_seq=i.get("partial_seq", ""),
         balance_before=i.get("balance_before"),
         attempts=attempts,
@@ -862,7 +739,7 @@ def _line_from(doc: list[Any]) -> BreakdownLine:
 def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:
     sent = to_utc_text(a.sent_at, precise=True)
     return {
-        "PK": _cancellation_key(c.shop_id, c.cancellation_id)["PK"],
+        "PK": cancellation_key(c.shop_id, c.cancellation_id)["PK"],
         "SK": f"ATTEMPT#{a.seq:04d}",
         "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
         "GSI2SK": f"ATT#{sent}#{c.cancellation_id}#{a.seq:04d}",
@@ -875,7 +752,7 @@ def _attempt_item(c: Cancellation, a: Attempt) -> dict[str, Any]:
         "res_cd": a.res_cd,
         "res_msg": a.res_msg,
         "detail": a.detail,
-        "completed_at": _text(a.completed_at),
+        "completed_at": text_of(a.completed_at),
         "dispatched": a.dispatched or None,
     }
 
@@ -889,6 +766,6 @@ def _attempt_from(i: dict[str, Any]) -> Attempt:
         res_cd=i.get("res_cd", ""),
         res_msg=i.get("res_msg", ""),
         detail=i.get("detail", ""),
-        completed_at=_time(i.get("completed_at")),
+        completed_at=time_from(i.get("completed_at")),
         dispatched=i.get("dispatched", ""),
     )

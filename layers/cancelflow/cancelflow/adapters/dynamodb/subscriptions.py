@@ -1,29 +1,27 @@
-"""The BillingStore on the Ledger table (the layout is in store/dynamodb.py's docstring).
-
-    subscription    PK SHOP#{shop}#SUB#{id}   SK SUBSCRIPTION
-                    GSI1 (a shop's list): SHOP#{shop}#SUBS / {created_at}#{id}
-                    GSI3 (sparse, only while ACTIVE): DUE#{yyyy-mm-dd}#{shard} / {shop}#{id}
-    charge          PK SHOP#{shop}#SUB#{id}   SK CHARGE#{period}#{attempt:02d}
-    payment         the store's PAYMENT item, written with the successful charge
-    run lease       PK BILLING#RUN            SK LEASE   (holder: the charging execution)
-
-The due index holds only subscriptions with a next attempt, keyed by its date, so a billing run
-reads what is due and nothing else. A day's partition is split into SHARDS by a hash of the
-subscription id: one date's writes and reads never pile onto one partition.
-"""
+"""The BillingStore on the one table (its layout: table.py)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from cancelflow.adapters.dynamodb.store import _marshal, _payment_item, _unmarshal
+from cancelflow.adapters.dynamodb.table import (
+    DUE_INDEX,
+    LIST_INDEX,
+    RUN_LEASE,
+    SHARDS,
+    cancellation_reasons,
+    charge_key,
+    due_key,
+    error_code,
+    marshal,
+    payment_item,
+    subscription_key,
+    unmarshal,
+)
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
@@ -37,37 +35,6 @@ from cancelflow.subscriptions.service import (
     Subscription,
 )
 
-SHARDS = 8  # fixed: changing it would strand due items under the old keys
-RUN_LEASE = {"PK": "BILLING#RUN", "SK": "LEASE"}  # which execution is charging (one at a time)
-DUE_INDEX = "SubscriptionsDue"
-LIST_INDEX = "ShopTimeline"  # GSI1: a shop's subscriptions by creation time
-
-
-def shard_of(subscription_id: str) -> int:
-    return int(hashlib.sha256(subscription_id.encode()).hexdigest()[:8], 16) % SHARDS
-
-
-def due_key(day: date, subscription_id: str) -> str:
-    return f"DUE#{day.isoformat()}#{shard_of(subscription_id)}"
-
-
-def _sub_key(shop_id: str, subscription_id: str) -> dict[str, str]:
-    return {"PK": f"SHOP#{shop_id}#SUB#{subscription_id}", "SK": "SUBSCRIPTION"}
-
-
-def _charge_key(shop_id: str, subscription_id: str, period: str, attempt: int) -> dict[str, str]:
-    pk = _sub_key(shop_id, subscription_id)["PK"]
-    return {"PK": pk, "SK": f"CHARGE#{period}#{attempt:02d}"}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _reasons(error: ClientError, n: int) -> list[str]:
-    codes = [r.get("Code", "None") for r in error.response.get("CancellationReasons") or []]
-    return codes + ["None"] * (n - len(codes))
-
 
 class DynamoBilling:
     def __init__(self, client: Any, table: str) -> None:
@@ -80,34 +47,34 @@ class DynamoBilling:
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_marshal(subscription_item(sub)),
+                Item=marshal(subscription_item(sub)),
                 ConditionExpression="attribute_not_exists(PK)",
             )
             return None
         except ClientError as e:
-            if _code(e) != "ConditionalCheckFailedException":
+            if error_code(e) != "ConditionalCheckFailedException":
                 raise
         return self.get(sub.shop_id, sub.subscription_id)
 
     def get(self, shop_id: str, subscription_id: str) -> Subscription | None:
         answer = self._db.get_item(
             TableName=self._table,
-            Key=_marshal(_sub_key(shop_id, subscription_id)),
+            Key=marshal(subscription_key(shop_id, subscription_id)),
             ConsistentRead=True,
         )
-        return subscription_from(_unmarshal(answer["Item"])) if "Item" in answer else None
+        return subscription_from(unmarshal(answer["Item"])) if "Item" in answer else None
 
     def save(self, before: Subscription, after: Subscription) -> Subscription:
         written = _next_version(after, before.version)
         try:
             self._db.put_item(
                 TableName=self._table,
-                Item=_marshal(subscription_item(written)),
+                Item=marshal(subscription_item(written)),
                 ConditionExpression="version = :v",
-                ExpressionAttributeValues=_marshal({":v": before.version}),
+                ExpressionAttributeValues=marshal({":v": before.version}),
             )
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 raise Conflict("subscription changed") from e
             raise
         return written
@@ -119,9 +86,10 @@ class DynamoBilling:
         date_from: date | None,
         date_to: date | None,
         limit: int,
-        cursor: str | None,
-    ) -> tuple[list[Subscription], str | None]:
-        filters, values = [], {":pk": f"SHOP#{shop_id}#SUBS"}
+        position: dict[str, Any] | None,
+    ) -> tuple[list[Subscription], dict[str, Any] | None]:
+        partition = f"SHOP#{shop_id}#SUBS"
+        filters, values = [], {":pk": partition}
         names: dict[str, str] = {}
         if status:
             filters.append("#st = :st")
@@ -137,23 +105,23 @@ class DynamoBilling:
             "TableName": self._table,
             "IndexName": LIST_INDEX,
             "KeyConditionExpression": "GSI1PK = :pk",
-            "ExpressionAttributeValues": _marshal(values),
+            "ExpressionAttributeValues": marshal(values),
             "ScanIndexForward": False,
         }
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
         if names:
             kwargs["ExpressionAttributeNames"] = names
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        if position:
+            kwargs["ExclusiveStartKey"] = marshal(_list_position(position, partition))
         found: list[Subscription] = []
         while True:
             kwargs["Limit"] = limit - len(found)
             page = self._db.query(**kwargs)
-            found += [subscription_from(_unmarshal(i)) for i in page["Items"]]
+            found += [subscription_from(unmarshal(i)) for i in page["Items"]]
             last = page.get("LastEvaluatedKey")
             if not last or len(found) >= limit:
-                return found, _encode_cursor(last) if last else None
+                return found, unmarshal(last) if last else None
             kwargs["ExclusiveStartKey"] = last
 
     # --- the billing run ---------------------------------------------------------------
@@ -163,26 +131,22 @@ class DynamoBilling:
     ) -> str | None:
         for _ in range(3):
             answer = self._db.get_item(
-                TableName=self._table, Key=_marshal(RUN_LEASE), ConsistentRead=True
+                TableName=self._table, Key=marshal(RUN_LEASE), ConsistentRead=True
             )
-            holder = _unmarshal(answer["Item"])["holder"] if "Item" in answer else None
+            holder = unmarshal(answer["Item"])["holder"] if "Item" in answer else None
             if holder and holder != execution_id and still_running(holder):
                 return str(holder)
             condition = "holder = :seen" if holder else "attribute_not_exists(PK)"
             try:
                 self._db.put_item(
                     TableName=self._table,
-                    Item=_marshal(
-                        RUN_LEASE | {"holder": execution_id, "taken_at": to_utc_text(at)}
-                    ),
+                    Item=marshal(RUN_LEASE | {"holder": execution_id, "taken_at": to_utc_text(at)}),
                     ConditionExpression=condition,
-                    **(
-                        {"ExpressionAttributeValues": _marshal({":seen": holder})} if holder else {}
-                    ),
+                    **({"ExpressionAttributeValues": marshal({":seen": holder})} if holder else {}),
                 )
                 return None
             except ClientError as e:
-                if _code(e) != "ConditionalCheckFailedException":
+                if error_code(e) != "ConditionalCheckFailedException":
                     raise
         raise Conflict("the billing run's lease keeps changing hands")
 
@@ -221,17 +185,17 @@ class DynamoBilling:
         return items, {"day": day_index, "shard": shard, "key": start}
 
     def claim(self, sub: Subscription, charge: Charge) -> Charge | None:
-        key = _charge_key(sub.shop_id, sub.subscription_id, charge.period, charge.attempt)
+        key = charge_key(sub.shop_id, sub.subscription_id, charge.period, charge.attempt)
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     {
                         "ConditionCheck": {
                             "TableName": self._table,
-                            "Key": _marshal(_sub_key(sub.shop_id, sub.subscription_id)),
+                            "Key": marshal(subscription_key(sub.shop_id, sub.subscription_id)),
                             "ConditionExpression": "version = :v AND #st = :active",
                             "ExpressionAttributeNames": {"#st": "status"},
-                            "ExpressionAttributeValues": _marshal(
+                            "ExpressionAttributeValues": marshal(
                                 {":v": sub.version, ":active": Status.ACTIVE.value}
                             ),
                         }
@@ -239,7 +203,7 @@ class DynamoBilling:
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": _marshal(charge_item(charge)),
+                            "Item": marshal(charge_item(charge)),
                             "ConditionExpression": "attribute_not_exists(PK)",
                         }
                     },
@@ -247,15 +211,13 @@ class DynamoBilling:
             )
             return None
         except ClientError as e:
-            if _code(e) != "TransactionCanceledException":
+            if error_code(e) != "TransactionCanceledException":
                 raise
-            reasons = _reasons(e, 2)
+            reasons = cancellation_reasons(e, 2)
         if reasons[1] == "ConditionalCheckFailed":
-            answer = self._db.get_item(
-                TableName=self._table, Key=_marshal(key), ConsistentRead=True
-            )
+            answer = self._db.get_item(TableName=self._table, Key=marshal(key), ConsistentRead=True)
             if "Item" in answer:
-                found = charge_from(_unmarshal(answer["Item"]))
+                found = charge_from(unmarshal(answer["Item"]))
                 if charge.claim_token and found.claim_token == charge.claim_token:
                     # Our own claim: the SDK retried a request whose answer was lost after
                     # it was written (DynamoDB dedupes that retry by its token; moto does not).
@@ -269,18 +231,18 @@ class DynamoBilling:
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _marshal(subscription_item(_next_version(sub, sub.version))),
+                    "Item": marshal(subscription_item(_next_version(sub, sub.version))),
                     "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": _marshal({":v": sub.version}),
+                    "ExpressionAttributeValues": marshal({":v": sub.version}),
                 }
             },
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _marshal(charge_item(charge)),
+                    "Item": marshal(charge_item(charge)),
                     "ConditionExpression": f"#st IN ({', '.join(open_values)})",
                     "ExpressionAttributeNames": {"#st": "status"},
-                    "ExpressionAttributeValues": _marshal(open_values),
+                    "ExpressionAttributeValues": marshal(open_values),
                 }
             },
         ]
@@ -289,7 +251,7 @@ class DynamoBilling:
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": _marshal(_payment_item(payment)),
+                        "Item": marshal(payment_item(payment)),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 }
@@ -298,16 +260,16 @@ class DynamoBilling:
             self._db.transact_write_items(TransactItems=items)
             return True
         except ClientError as e:
-            if _code(e) != "TransactionCanceledException":
+            if error_code(e) != "TransactionCanceledException":
                 raise
-            reasons = _reasons(e, 3)
+            reasons = cancellation_reasons(e, 3)
         if reasons[1] == "ConditionalCheckFailed" or reasons[2] == "ConditionalCheckFailed":
             return False  # another run of this step recorded it first
         raise Conflict("subscription changed")
 
     def journal(self, charge: Charge) -> None:
         open_values = {f":o{i}": s.value for i, s in enumerate(sorted(OPEN_CHARGE))}
-        key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        key = charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
         values = {
             ":st": charge.status.value,
             ":sends": charge.sends,
@@ -327,18 +289,18 @@ class DynamoBilling:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_marshal(key),
+                Key=marshal(key),
                 UpdateExpression=update,
                 ConditionExpression=f"#st IN ({', '.join(open_values)})",
                 ExpressionAttributeNames={"#st": "status"},
-                ExpressionAttributeValues=_marshal(open_values | values),
+                ExpressionAttributeValues=marshal(open_values | values),
             )
         except ClientError as e:
-            if _code(e) != "ConditionalCheckFailedException":
+            if error_code(e) != "ConditionalCheckFailedException":
                 raise  # settled meanwhile by another run: its record stands
 
     def link_tno(self, charge: Charge, payment: Payment) -> None:
-        key = _charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
+        key = charge_key(charge.shop_id, charge.subscription_id, charge.period, charge.attempt)
         values = {
             ":tno": charge.tno,
             ":ok": ChargeStatus.SUCCEEDED.value,
@@ -348,39 +310,39 @@ class DynamoBilling:
         try:
             self._db.update_item(
                 TableName=self._table,
-                Key=_marshal(key),
+                Key=marshal(key),
                 UpdateExpression="SET tno = :tno, approved_at = :at, updated_at = :now",
                 ConditionExpression="#st = :ok AND (attribute_not_exists(tno) OR tno = :tno)",
                 ExpressionAttributeNames={"#st": "status"},
-                ExpressionAttributeValues=_marshal(values),
+                ExpressionAttributeValues=marshal(values),
             )
         except ClientError as e:
-            if _code(e) == "ConditionalCheckFailedException":
+            if error_code(e) == "ConditionalCheckFailedException":
                 raise Conflict("the charge has another tno") from e
             raise
         try:  # then its Payment, once: a repeat after a crash between the two finishes it
             self._db.put_item(
                 TableName=self._table,
-                Item=_marshal(_payment_item(payment)),
+                Item=marshal(payment_item(payment)),
                 ConditionExpression="attribute_not_exists(PK)",
             )
         except ClientError as e:
-            if _code(e) != "ConditionalCheckFailedException":
+            if error_code(e) != "ConditionalCheckFailedException":
                 raise
 
     def charges(self, shop_id: str, subscription_id: str) -> list[Charge]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :charge)",
-            "ExpressionAttributeValues": _marshal(
-                {":pk": _sub_key(shop_id, subscription_id)["PK"], ":charge": "CHARGE#"}
+            "ExpressionAttributeValues": marshal(
+                {":pk": subscription_key(shop_id, subscription_id)["PK"], ":charge": "CHARGE#"}
             ),
             "ConsistentRead": True,
         }
         found: list[Charge] = []
         while True:
             page = self._db.query(**kwargs)
-            found += [charge_from(_unmarshal(i)) for i in page["Items"]]
+            found += [charge_from(unmarshal(i)) for i in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 return found
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -392,18 +354,14 @@ def _next_version(sub: Subscription, version: int) -> Subscription:
     return replace(sub, version=version + 1)
 
 
-def _encode_cursor(key: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as error:
-        raise ValueError("bad cursor") from error
-    if not isinstance(key, dict) or set(key) != {"PK", "SK", "GSI1PK", "GSI1SK"}:
-        raise ValueError("bad cursor")
-    return key
+def _list_position(position: Mapping[str, Any], partition: str) -> dict[str, Any]:
+    """Resume only inside the caller's own list: any other position is a Conflict."""
+    keys = {"PK", "SK", "GSI1PK", "GSI1SK"}
+    if set(position) != keys or position["GSI1PK"] != partition:
+        raise Conflict("the position is not in this shop's subscription list")
+    if not all(isinstance(position[k], str) for k in keys):
+        raise Conflict("the position is not a key of this list")
+    return dict(position)
 
 
 # --- item <-> domain ---------------------------------------------------------------------
@@ -415,7 +373,7 @@ def _day(text: str | None) -> date | None:
 
 def subscription_item(s: Subscription) -> dict[str, Any]:
     created = to_utc_text(s.created_at)
-    item: dict[str, Any] = _sub_key(s.shop_id, s.subscription_id) | {
+    item: dict[str, Any] = subscription_key(s.shop_id, s.subscription_id) | {
         "GSI1PK": f"SHOP#{s.shop_id}#SUBS",
         "GSI1SK": f"{created}#{s.subscription_id}",
         "type": "SUBSCRIPTION",
@@ -504,7 +462,7 @@ def subscription_from(i: dict[str, Any]) -> Subscription:
 
 
 def charge_item(c: Charge) -> dict[str, Any]:
-    return _charge_key(c.shop_id, c.subscription_id, c.period, c.attempt) | {
+    return charge_key(c.shop_id, c.subscription_id, c.period, c.attempt) | {
         "type": "CHARGE",
         "shop_id": c.shop_id,
         "subscription_id": c.subscription_id,
