@@ -282,6 +282,8 @@ def table(runs: list[Run]) -> str:
     )
     for run in runs:
         lines.append(f"{run.label}: {' > '.join(run.entered[-1])}")
+        if run.usage.unmetered:
+            lines.append(f"  ({run.usage.unmetered} DynamoDB calls could not be sized)")
         u, k = run.usage, len(run.executions)
         for fn_name in sorted(u.lambda_requests):
             calls = u.lambda_requests[fn_name]

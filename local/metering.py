@@ -160,9 +160,13 @@ class Usage:
     index_write_units: dict[str, float] = field(default_factory=dict)  # of which indexes
     dynamodb_calls: dict[str, int] = field(default_factory=dict)  # "caller Operation"
     ses_messages: int = 0
+    unmetered: int = 0  # DynamoDB calls answered but not sized (the figures miss them)
 
     def __add__(self, other: Usage) -> Usage:
-        out = Usage(ses_messages=self.ses_messages + other.ses_messages)
+        out = Usage(
+            ses_messages=self.ses_messages + other.ses_messages,
+            unmetered=self.unmetered + other.unmetered,
+        )
         for name in (
             "lambda_requests",
             "lambda_billed_ms",
@@ -353,8 +357,11 @@ class Meter:
                 return original(handler)
             params = getattr(handler, "params", None) or {}
             backend = handler.dynamodb_backend
-            touched = _touched(backend, op, params)
-            before = {k: _get(backend, *k) for k in touched}
+            try:
+                touched = _touched(backend, op, params)
+                before = {k: _get(backend, *k) for k in touched}
+            except Exception:  # no such table, a key missing: moto answers it, unbilled
+                return original(handler)
             meter._local.read_sizes = []
             try:
                 answer = original(handler)
@@ -364,9 +371,14 @@ class Meter:
             failed = int(status) >= 300
             if failed and not any(f in str(body) for f in _CHARGED_FAILURES):
                 return answer  # refused before any item was read or written: not billed
-            after = {k: _get(backend, *k) for k in touched}
-            reads, writes, index = _units(backend, op, params, touched, before, after, pages)
-            meter._record_dynamodb(op, reads, writes, index)
+            try:
+                after = {k: _get(backend, *k) for k in touched}
+                units = _units(backend, op, params, touched, before, after, pages)
+            except Exception:  # never change an answer; say the figures miss a call
+                with meter._lock:
+                    meter._usage.unmetered += 1
+                return answer
+            meter._record_dynamodb(op, *units)
             return answer
 
         return call_action

@@ -32,6 +32,7 @@ def test_cost_bench_counts_transitions_lambdas_units_and_mail_of_both_machines(
         workflow = {f: c for f, c in usage.lambda_requests.items() if f not in API_FUNCTIONS}
         assert sum(workflow.values()) == run.scheduled  # every task the histories scheduled
         assert usage.lambda_requests["ApiFunction"] == 2  # one POST per cancel
+        assert usage.unmetered == 0
         assert usage.total("read_units") > 0
         assert usage.total("write_units") > usage.total("index_write_units") > 0
         cancellations = [arn.rsplit(":", 1)[1] for arn in run.executions]

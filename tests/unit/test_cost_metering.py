@@ -168,3 +168,10 @@ def test_the_meter_counts_what_dynamodb_would_bill(metered: tuple[Any, Meter]) -
     )
     usage = meter.take()  # 2 x 2 for the item, and the index key moved: delete + put
     assert (usage.total("write_units"), usage.total("index_write_units")) == (6, 2)
+
+
+def test_the_meter_never_changes_an_answer(metered: tuple[Any, Meter]) -> None:
+    db, meter = metered
+    with pytest.raises(db.exceptions.ResourceNotFoundException):
+        db.get_item(TableName="no-such-table", Key={"PK": {"S": "a"}})
+    assert meter.take().total("read_units") == 0  # refused: nothing read, nothing billed
