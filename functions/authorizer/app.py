@@ -1,6 +1,7 @@
 """API Gateway TOKEN authorizer: `Authorization: Bearer <key>` -> the shop id, or 401."""
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.shops import usage_key
@@ -10,7 +11,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     scheme, _, key = (event.get("authorizationToken") or "").partition(" ")
     shop_id = runtime.store().shop_for_key(key_hash(key)) if scheme == "Bearer" and key else None
     if shop_id is None:

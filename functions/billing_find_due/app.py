@@ -3,6 +3,7 @@
 from datetime import date
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.billing import run
@@ -11,7 +12,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     if event["action"] == "begin":
         return run.begin_run(
             runtime.clock,

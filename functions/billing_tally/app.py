@@ -2,6 +2,7 @@
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow.billing import run
 
@@ -11,7 +12,7 @@ metrics = Metrics(namespace="cancelflow")
 
 @metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     before = event["summary"]
     after = run.tally(before, event["results"])
     # Per page, so the Sum over a run is the run's total (an alarm watches Unknown).

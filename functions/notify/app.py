@@ -1,6 +1,7 @@
 """Workflow step: email the outcome to the customer and the shop."""
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.notify import outcome_emails
@@ -9,7 +10,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     store = runtime.store()
     shop = runtime.shop(event["shop_id"])
     cancellation = store.get_cancellation(shop.shop_id, event["cancellation_id"])

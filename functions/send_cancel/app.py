@@ -1,6 +1,7 @@
 """Workflow step: journal the cancel, send it to KCP once, classify the answer."""
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import cancellations, runtime
 
@@ -8,7 +9,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict, context: LambdaContext) -> dict:
     shop = runtime.shop(event["shop_id"])
     return cancellations.send(
         runtime.store(),
