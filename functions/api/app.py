@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import cancellations, payments, runtime, shops
+from cancelflow import cancellations, logs, payments, runtime, shops
 from cancelflow.api import (
     MERGE_PATCH_BODY,
     cancellation_query,
@@ -221,6 +221,6 @@ def patch_policy():
     return _json(200, policy_to_doc(policy))
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
 def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

@@ -3,14 +3,14 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import runtime
+from cancelflow import logs, runtime
 from cancelflow.shops import usage_key
 from cancelflow.store.dynamodb import key_hash
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logs.inject_lambda_context(logger)
 def handler(event: dict, context: LambdaContext) -> dict:
     scheme, _, key = (event.get("authorizationToken") or "").partition(" ")
     shop_id = runtime.store().shop_for_key(key_hash(key)) if scheme == "Bearer" and key else None

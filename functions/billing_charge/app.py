@@ -7,13 +7,13 @@ from functools import cache
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import runtime
+from cancelflow import logs, runtime
 from cancelflow.billing import run
 
 logger = Logger()
 
 
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     deps_for = cache(runtime.charge_deps)  # per invocation: a shop's policy may change
     out = run.charge_lane(

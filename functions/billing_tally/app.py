@@ -4,6 +4,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cancelflow import logs
 from cancelflow.billing import run
 
 logger = Logger()
@@ -11,7 +12,7 @@ metrics = Metrics(namespace="cancelflow")
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     before = event["summary"]
     after = run.tally(before, event["results"])

@@ -3,13 +3,13 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import runtime
+from cancelflow import logs, runtime
 from cancelflow.notify import outcome_emails
 
 logger = Logger()
 
 
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     store = runtime.store()
     shop = runtime.shop(event["shop_id"])

@@ -3,12 +3,12 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import cancellations, runtime
+from cancelflow import cancellations, logs, runtime
 
 logger = Logger()
 
 
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     shop = runtime.shop(event["shop_id"])
     return cancellations.send(

@@ -4,14 +4,14 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import cancellations, runtime
+from cancelflow import cancellations, logs, runtime
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     outcome = cancellations.settle(
         runtime.store(),

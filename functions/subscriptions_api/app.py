@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import runtime
+from cancelflow import logs, runtime
 from cancelflow.api import install_problem_handlers, json_text, refuse_non_json, with_request_id
 from cancelflow.billing import subscriptions
 from cancelflow.billing.schemas import CancelSubscriptionIn, SubscriptionIn
@@ -103,6 +103,6 @@ def charges(subscription_id: str):
     return _json(200, {"items": [charge_view(c) for c in found]})
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
 def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

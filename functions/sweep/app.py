@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cancelflow import runtime, sweep
+from cancelflow import logs, runtime, sweep
 from cancelflow.notify import outcome_emails
 
 logger = Logger()
@@ -17,7 +17,7 @@ SPARE_MS = 60_000  # stop with this much of the Lambda's time left; the next cal
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path="execution_id")
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
 def handler(event: dict, context: LambdaContext) -> dict:
     store = runtime.store()
     since = runtime.clock.now() - timedelta(days=int(runtime.setting("SWEEP_FAILED_DAYS", "30")))
