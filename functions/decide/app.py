@@ -1,5 +1,7 @@
 """Workflow step: judge eligibility and hold the amount against the payment's balance."""
 
+from typing import TypedDict
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -8,8 +10,16 @@ from cancelflow import cancellations, logs, runtime
 logger = Logger()
 
 
+class DecideEvent(TypedDict):
+    """What the state machine's Decide state passes (statemachine/cancel_refund.asl.json)."""
+
+    shop_id: str
+    cancellation_id: str
+    execution_id: str
+
+
 @logs.inject_lambda_context(logger, correlation_id_path="execution_id")
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: DecideEvent, context: LambdaContext) -> dict:
     return cancellations.decide(
         runtime.store(), runtime.clock, event["shop_id"], event["cancellation_id"]
     )

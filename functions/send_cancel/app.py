@@ -1,5 +1,7 @@
 """Workflow step: journal the cancel, send it to KCP once, classify the answer."""
 
+from typing import TypedDict
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -8,8 +10,16 @@ from cancelflow import cancellations, logs, runtime
 logger = Logger()
 
 
+class SendCancelEvent(TypedDict):
+    """What the state machine's SendCancel state passes (statemachine/cancel_refund.asl.json)."""
+
+    shop_id: str
+    cancellation_id: str
+    execution_id: str
+
+
 @logs.inject_lambda_context(logger, correlation_id_path="execution_id")
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: SendCancelEvent, context: LambdaContext) -> dict:
     shop = runtime.shop(event["shop_id"])
     return cancellations.send(
         runtime.store(),

@@ -1,5 +1,7 @@
 """Workflow step: write the terminal outcome and its effect on the payment."""
 
+from typing import Any, NotRequired, TypedDict
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -10,9 +12,18 @@ logger = Logger()
 metrics = Metrics(namespace="cancelflow")
 
 
+class SettleEvent(TypedDict):
+    """What the state machine's Settle state passes (statemachine/cancel_refund.asl.json)."""
+
+    shop_id: str
+    cancellation_id: str
+    execution_id: NotRequired[str]
+    verdict: dict[str, Any]
+
+
 @metrics.log_metrics
 @logs.inject_lambda_context(logger, correlation_id_path="execution_id")
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: SettleEvent, context: LambdaContext) -> dict:
     outcome = cancellations.settle(
         runtime.store(),
         runtime.clock,

@@ -2,7 +2,7 @@
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,12 +13,21 @@ from cancelflow.notify import outcome_emails
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")
+
+
+class SweepEvent(TypedDict):
+    """What statemachine/sweep.asl.json passes: where the last call stopped."""
+
+    position: NotRequired[int]
+    execution_id: NotRequired[str]
+
+
 SPARE_MS = 60_000  # stop with this much of the Lambda's time left; the next call goes on
 
 
 @metrics.log_metrics
 @logs.inject_lambda_context(logger, correlation_id_path="execution_id")
-def handler(event: dict, context: LambdaContext) -> dict:
+def handler(event: SweepEvent, context: LambdaContext) -> dict:
     store = runtime.store()
     since = runtime.clock.now() - timedelta(days=int(runtime.setting("SWEEP_FAILED_DAYS", "30")))
     todo = store.to_sweep(since)
