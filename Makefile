@@ -57,7 +57,7 @@ format: $(BIN)/.installed ## ruff format and fix
 	$(BIN)/ruff check --fix .
 
 .PHONY: typecheck
-typecheck: $(BIN)/.installed ## mypy on the domain layer
+typecheck: $(BIN)/.installed ## mypy strict: the layer, the functions, the local stack, the benches
 	$(BIN)/mypy
 
 .PHONY: pytest

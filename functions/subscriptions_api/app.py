@@ -6,8 +6,10 @@ from typing import Annotated
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.http.api import (
     install_problem_handlers,
     json_text,
@@ -30,7 +32,8 @@ IdempotencyKey = Annotated[
 
 def shop_id() -> str:
     # Set by the authorizer; API Gateway never lets a request through without it.
-    return app.current_event.request_context.authorizer.get_context()["shop_id"]
+    shop: str = app.current_event.request_context.authorizer.get_context()["shop_id"]
+    return shop
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -107,6 +110,6 @@ def charges(subscription_id: str):
     return _json(200, {"items": [charge_view(c) for c in found]})
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-def handler(event: dict, context: object) -> dict:
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
+def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))
