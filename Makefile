@@ -66,7 +66,7 @@ run: $(BIN)/.installed ## the local stack on 127.0.0.1: API, state machines, KCP
 	$(BIN)/python -m local
 
 .PHONY: test
-test: lint typecheck pytest validate security build ## everything: lint, types, all tests, sam validate, security linters, sam build
+test: lint typecheck api-diff pytest validate security build ## everything: lint, types, API breaking changes, all tests, sam validate, security linters, sam build
 
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff lint and format check
@@ -126,6 +126,14 @@ trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billi
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi
+
+.PHONY: api-diff
+api-diff: $(BIN)/.installed ## fail on a change of openapi.json that breaks shops' clients (vs openapi.released.json), unless openapi.breaking.yaml acknowledges it
+	$(BIN)/python -m local.api_diff
+
+.PHONY: api-release
+api-release: $(BIN)/.installed ## after a release: openapi.json becomes openapi.released.json, openapi.breaking.yaml is emptied
+	$(BIN)/python -m local.api_diff --release
 
 .PHONY: bench
 bench: $(BIN)/.installed ## the speed and memory figures the issues ask for
