@@ -16,7 +16,7 @@ from cancelflow.http.api import (
     refuse_non_json,
     with_request_id,
 )
-from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
+from cancelflow.http.subscription_requests import BatchKeyIn, CancelSubscriptionIn, SubscriptionIn
 from cancelflow.http.subscription_views import charge_view, subscription_view
 from cancelflow.subscriptions import service as subscriptions
 from cancelflow.subscriptions.model import Status
@@ -90,6 +90,19 @@ def pause(subscription_id: str):
 @app.post("/v1/subscriptions/<subscription_id>/resume")
 def resume(subscription_id: str):
     sub = subscriptions.resume(runtime.billing_store(), runtime.clock, shop_id(), subscription_id)
+    return _json(200, subscription_view(sub))
+
+
+@app.put("/v1/subscriptions/<subscription_id>/batch-key")
+def replace_card(subscription_id: str, body: BatchKeyIn):
+    sub = subscriptions.replace_card(
+        runtime.billing_store(),
+        runtime.batch_keys(),
+        runtime.clock,
+        shop_id(),
+        subscription_id,
+        body.batch_key,
+    )
     return _json(200, subscription_view(sub))
 
 
