@@ -165,3 +165,46 @@ def test_an_endpoint_at_a_private_address_is_refused(shop: ShopClient) -> None:
     )
     assert answer.status == 422
     assert answer.code == "WEBHOOK_URL_REFUSED"
+
+
+def test_a_shop_manages_its_endpoints_and_sees_a_secret_only_when_it_is_new(
+    shop: ShopClient, shop_b: ShopClient
+) -> None:
+    base = f"{shop.url}/v1/webhook-endpoints"
+    created = http(
+        "POST", base, {"url": "https://8.8.8.8/hooks", "events": ["payment.deposited"]}, shop.auth
+    )
+    assert created.status == 201, created.body
+    eid, first_secret = created.body["id"], created.body["secret"]
+    shown = http("GET", f"{base}/{eid}", headers=shop.auth)
+    assert shown.status == 200 and "secret" not in shown.body
+    assert eid in [e["id"] for e in http("GET", base, headers=shop.auth).body["items"]]
+    assert (
+        http("GET", f"{shop_b.url}/v1/webhook-endpoints/{eid}", headers=shop_b.auth).status == 404
+    )
+
+    rotated = http("POST", f"{base}/{eid}/rotate-secret", headers=shop.auth)
+    assert rotated.status == 200
+    assert rotated.body["secret"].startswith("whsec_") and rotated.body["secret"] != first_secret
+    assert len(rotated.body["secrets_in_grace"]) == 1  # the old one still signs for a while
+
+    off = http("PATCH", f"{base}/{eid}", {"enabled": False}, shop.auth)
+    assert (off.status, off.body["enabled"], off.body["disabled_reason"]) == (200, False, "SHOP")
+    on = http("PATCH", f"{base}/{eid}", {"enabled": True}, shop.auth)
+    assert (on.body["enabled"], on.body["disabled_reason"]) == (True, None)
+
+    assert http("DELETE", f"{base}/{eid}", headers=shop.auth).status == 204
+    gone = http("GET", f"{base}/{eid}", headers=shop.auth)
+    assert (gone.status, gone.code) == (404, "WEBHOOK_ENDPOINT_NOT_FOUND")
+    assert eid not in [e["id"] for e in http("GET", base, headers=shop.auth).body["items"]]
+
+
+def test_an_unknown_event_type_is_refused_with_the_known_ones(shop: ShopClient) -> None:
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/webhook-endpoints",
+        {"url": "https://8.8.8.8/hooks", "events": ["cancellation.refunded"]},
+        shop.auth,
+    )
+    assert (answer.status, answer.code) == (422, "WEBHOOK_EVENT_UNKNOWN")
+    assert "cancellation.succeeded" in answer.body["known"]

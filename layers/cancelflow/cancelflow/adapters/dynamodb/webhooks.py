@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +30,8 @@ from cancelflow.webhooks.model import (
     Endpoint,
     SigningSecret,
 )
+
+KEPT_SECONDS = 30 * 24 * 3600  # deliveries and deleted endpoints, then the table's TTL
 
 
 def _endpoint_item(e: Endpoint) -> dict[str, Any]:
@@ -84,6 +87,7 @@ def _delivery_item(d: Delivery) -> dict[str, Any]:
         "created_at": created,
         "status": d.status.value,
         "attempt_count": d.attempt_count,
+        "expires_at": int(d.created_at.timestamp()) + KEPT_SECONDS,  # TTL
         "next_attempt_at": text_of(d.next_attempt_at),
         "attempts": [
             {
@@ -136,7 +140,7 @@ class DynamoWebhooks(DynamoStore):
 
     def get_endpoint(self, shop_id: str, endpoint_id: str) -> Endpoint | None:
         item = self._get(endpoint_key(shop_id, endpoint_id))
-        return _endpoint_from(item) if item else None
+        return _endpoint_from(item) if item and not item.get("deleted") else None
 
     def shop_endpoints(self, shop_id: str) -> list[Endpoint]:
         items = self._query_index(f"SHOP#{shop_id}#WEBHOOKS", forward=True, limit=100)
@@ -147,7 +151,7 @@ class DynamoWebhooks(DynamoStore):
             self._db.put_item(
                 TableName=self._table,
                 Item=marshal(_endpoint_item(endpoint)),
-                ConditionExpression="attribute_exists(PK)",
+                ConditionExpression="attribute_exists(PK) AND attribute_not_exists(deleted)",
             )
         except ClientError as e:
             if error_code(e) == "ConditionalCheckFailedException":
@@ -155,23 +159,19 @@ class DynamoWebhooks(DynamoStore):
             raise
 
     def delete_endpoint(self, shop_id: str, endpoint_id: str) -> None:
-        # Its deliveries go with it (their jobs find nothing and end).
-        pk = endpoint_key(shop_id, endpoint_id)["PK"]
-        start: dict[str, Any] | None = None
-        while True:
-            extra = {"ExclusiveStartKey": start} if start else {}
-            page = self._db.query(
-                TableName=self._table,
-                KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues=marshal({":pk": pk}),
-                ProjectionExpression="PK, SK",
-                **extra,
-            )
-            for item in page["Items"]:
-                self._db.delete_item(TableName=self._table, Key=item)
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return
+        # No function may delete items: the endpoint becomes a tombstone, out of the shop's
+        # list and unreadable, and the table's TTL removes it (its deliveries expire too).
+        item = self._get(endpoint_key(shop_id, endpoint_id))
+        if not item or item.get("deleted"):
+            return
+        tombstone = endpoint_key(shop_id, endpoint_id) | {
+            "type": "WEBHOOK_ENDPOINT",
+            "shop_id": shop_id,
+            "endpoint_id": endpoint_id,
+            "deleted": True,
+            "expires_at": int(time.time()) + KEPT_SECONDS,
+        }
+        self._db.put_item(TableName=self._table, Item=marshal(tombstone))
 
     def create_delivery(self, delivery: Delivery) -> bool:
         try:
