@@ -208,3 +208,56 @@ def test_an_unknown_event_type_is_refused_with_the_known_ones(shop: ShopClient) 
     )
     assert (answer.status, answer.code) == (422, "WEBHOOK_EVENT_UNKNOWN")
     assert "cancellation.succeeded" in answer.body["known"]
+
+
+def test_a_subscription_charged_and_cancelled_reaches_the_shop(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    from .billing_support import batch_key, bill, call, subscribe
+
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/webhook-endpoints",
+        {
+            "url": stack.env["WEBHOOK_INBOX_URL"],
+            "events": ["subscription.charged", "subscription.cancelled"],
+        },
+        shop.auth,
+    )
+    assert answer.status == 201, answer.body
+    inbox = stack.env["WEBHOOK_INBOX_URL"].replace("/hooks", "/_inbox/secrets")
+    http("POST", inbox, {"secret": answer.body["secret"]})
+    try:
+        sub = subscribe(shop, batch_key(stack.env["SANDBOX_URL"]), "2033-07-09").body
+        assert bill(stack, "2033-07-09")["charged"] >= 1
+        cancelled = call(
+            shop,
+            "POST",
+            f"/v1/subscriptions/{sub['subscription_id']}/cancel",
+            {"when": "PERIOD_END"},
+        )
+        assert (cancelled.status, cancelled.body["status"]) == (200, "CANCELLED")
+
+        def about(sub_id: str) -> list[dict[str, Any]]:
+            return [
+                a
+                for a in stack.inbox.arrivals
+                if isinstance(a["body"], dict)
+                and a["body"].get("data", {}).get("subscription_id") == sub_id
+            ]
+
+        deadline = time.monotonic() + 20
+        while len(about(sub["subscription_id"])) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        got = about(sub["subscription_id"])
+        assert all(a["verified"] for a in got)
+        charged = [a["body"] for a in got if a["body"]["type"] == "subscription.charged"]
+        assert [(c["change"]["period"], c["change"]["amount"]) for c in charged] == [
+            ("2033-07", 9900)
+        ]
+        assert [a["body"]["type"] for a in got] == [
+            "subscription.charged",
+            "subscription.cancelled",
+        ]
+    finally:
+        http("DELETE", f"{shop.url}/v1/webhook-endpoints/{answer.body['id']}", headers=shop.auth)

@@ -42,6 +42,7 @@ from cancelflow.subscriptions.service import (
     Status,
     Subscription,
     charge_payment,
+    events_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -364,9 +365,10 @@ def _settle(
         after = change(sub)
         if after.status is not Status.ACTIVE:
             after = replace(after, due_on=None)
+        after = replace(after, updated_at=deps.clock.now())
         try:
             return deps.store.record(
-                replace(after, updated_at=deps.clock.now()), charge_after, payment
+                after, charge_after, payment, events_of(sub, after, charge_after)
             )
         except Conflict:
             fresh = deps.store.get(sub.shop_id, sub.subscription_id)

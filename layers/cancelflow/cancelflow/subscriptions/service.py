@@ -19,6 +19,7 @@ from cancelflow.kcp.port import Gateway, Outcome, PayMethod
 from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.errors import Conflict, Problem
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.schedule import Cycle
@@ -169,8 +170,11 @@ class BillingStore(Protocol):
         Conflict for a position outside this shop's list."""
         ...
 
-    def save(self, before: Subscription, after: Subscription) -> Subscription:
-        """Write after if before is still current (version); Conflict otherwise."""
+    def save(
+        self, before: Subscription, after: Subscription, events: tuple[Event, ...] = ()
+    ) -> Subscription:
+        """Write after if before is still current (version), with the events the change makes
+        (events_of), atomically; Conflict otherwise."""
         ...
 
     def take_run_lease(
@@ -199,15 +203,61 @@ class BillingStore(Protocol):
         a no-op)."""
         ...
 
-    def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
-        """Write a charge's new state with the subscription's (version-checked), and register the
-        approved payment, atomically. False if the charge was settled by someone else;
-        Conflict if the subscription changed."""
+    def record(
+        self,
+        sub: Subscription,
+        charge: Charge,
+        payment: Payment | None = None,
+        events: tuple[Event, ...] = (),
+    ) -> bool:
+        """Write a charge's new state with the subscription's (version-checked), register the
+        approved payment and write the events (events_of), atomically. False if the charge was
+        settled (its events recorded) by someone else; Conflict if the subscription changed."""
         ...
 
     def journal(self, charge: Charge) -> None:
         """Update an open charge (sends, status, KCP's tno once approved) and nothing else."""
         ...
+
+
+def events_of(
+    before: Subscription, after: Subscription, charge: Charge | None = None
+) -> tuple[Event, ...]:
+    """What a shop is told about a subscription's change (written in the same transaction): a
+    charge that ended (charged or declined), and a subscription that became suspended or
+    cancelled. Each cause names its change, so a retried write names the same event."""
+    found = []
+    if charge is not None and charge.status in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+        kind = "charged" if charge.status is ChargeStatus.SUCCEEDED else "declined"
+        found.append(
+            Event(
+                type=f"subscription.{kind}",
+                shop_id=after.shop_id,
+                resource=after.subscription_id,
+                occurred_at=charge.updated_at,
+                cause=f"{charge.period}#{charge.attempt}",
+                data={
+                    "period": charge.period,
+                    "attempt": charge.attempt,
+                    "amount": charge.amount,
+                    "order_id": charge.order_id,
+                    "tno": charge.tno,
+                    "res_cd": charge.res_cd,
+                },
+            )
+        )
+    if after.status is not before.status and after.status in (Status.SUSPENDED, Status.CANCELLED):
+        found.append(
+            Event(
+                type=f"subscription.{after.status.value.lower()}",
+                shop_id=after.shop_id,
+                resource=after.subscription_id,
+                occurred_at=after.updated_at,
+                cause=f"{after.status.value}#{before.version}",  # suspended again later: anew
+                data={"status": after.status.value, "previous_status": before.status.value},
+            )
+        )
+    return tuple(found)
 
 
 class BatchKeyVault(Protocol):
@@ -360,7 +410,7 @@ def _change(
         if after is None:  # already in the asked state: idempotent
             return sub
         try:
-            return store.save(sub, after)
+            return store.save(sub, after, events_of(sub, after))
         except Conflict:
             continue
     raise Problem("SERVICE_UNAVAILABLE", "The subscription is busy; retry.")
