@@ -161,6 +161,9 @@ class LocalIam:
                 return [Request("states:StartExecution", params["stateMachineArn"])]
             if operation in ("DescribeExecution", "StopExecution"):
                 return [Request(f"states:{operation}", params["executionArn"])]
+        if service == "sqs" and operation in ("SendMessage", "ChangeMessageVisibility"):
+            name = params["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
+            return [Request(f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")]
         raise NotModelled(f"{service}:{operation}")
 
     def _dynamodb(self, operation: str, params: dict[str, Any]) -> list[Request]:

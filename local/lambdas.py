@@ -11,8 +11,11 @@ os.environ is replaced by a mapping with a per-thread overlay.
 
 Like Lambda, an execution environment (here: one import of the handler's module) runs one
 invocation at a time: concurrent invocations get environments of their own, imported as
-needed and reused warm. Module globals (a Powertools resolver's per-request context) are never
-shared by two requests at once.
+needed and reused warm. Module globals are never shared by two requests at once. Powertools'
+resolvers keep the current request on a class (BaseRouter.current_event), which in Lambda is one
+per process and one request at a time; here every environment shares the class, so handlers that
+serve HTTP through a resolver take turns (otherwise a shop's request could read another shop's
+event mid-flight: `shop_id()` of the wrong shop).
 
 With isolate=True (the benches) each invocation runs instead in a warm worker process of its
 function, one invocation at a time per worker, as Lambda runs execution environments: memory is
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from io import BytesIO
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +39,7 @@ from urllib.parse import unquote
 
 import boto3
 import botocore.handlers
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from botocore.awsrequest import AWSResponse
 
 from local.iam import LocalIam
@@ -97,6 +101,11 @@ def _scoped_environ() -> _ScopedEnviron:
     if not isinstance(os.environ, _ScopedEnviron):
         os.environ = _ScopedEnviron(os.environ)  # type: ignore[assignment]  # noqa: B003 (wraps it)
     return os.environ  # type: ignore[return-value]
+
+
+def _serves_http(module: ModuleType) -> bool:
+    """The handler routes requests with a Powertools resolver (its request is class state)."""
+    return any(isinstance(v, BaseRouter) for v in vars(module).values())
 
 
 class FunctionError(Exception):
@@ -182,6 +191,7 @@ class LocalLambdas:
         self._idle: dict[str, list[_Worker]] = {}
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        self._router_turn = threading.Lock()  # one resolver request at a time (see the docstring)
         self.invocations: list[str] = []  # function names, in order (for bench and tests)
         self.max_memory_kib: dict[str, int] = {}  # isolated: each function's peak RSS
         self.environ = _scoped_environ()
@@ -223,9 +233,10 @@ class LocalLambdas:
             return self._invoke_in_worker(function, event)
         module = self._environment(function)
         handler = getattr(module, function.handler.rsplit(".", 1)[1])
+        turn = self._router_turn if _serves_http(module) else nullcontext()
         self.logs.begin()
         try:
-            with self.environ.scoped(self.env_of(function)):
+            with turn, self.environ.scoped(self.env_of(function)):
                 return handler(event, LambdaContext(function.name, function.arn, function.timeout))
         finally:
             self.logs.ship(function.name, stream_name(module.__name__.rsplit("_", 1)[-1]))

@@ -62,7 +62,7 @@ class LocalStack:
         sandbox_process: bool = False,
     ) -> None:
         self.state_dir = state_dir
-        self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
+        self.ports = {"moto": 0, "api": 0, "sandbox": 0, "inbox": 0} | (ports or {})
         self.parameter_overrides = parameters or {}
         self.isolate = isolate  # each function in worker processes of its own (benches)
         self.sandbox_process = sandbox_process  # the KCP sandbox in its own process (benches)
@@ -81,6 +81,8 @@ class LocalStack:
         self.lambdas: LocalLambdas | None = None
         self.template: Template | None = None
         self.env: dict[str, str] = {}
+        self.inbox: Any = None  # the shops' webhook receiver (local/webhook_inbox.py)
+        self.event_sources: Any = None  # Lambda's stream and queue pollers
 
     # --- start ---------------------------------------------------------------------------
 
@@ -113,6 +115,9 @@ class LocalStack:
                 "ApiBurstLimit": "100000",
                 "ShopRateLimit": "100000",
                 "ShopBurstLimit": "100000",
+                # Webhooks to the local inbox (loopback, plain HTTP), retried quickly.
+                "WebhookAllowLoopback": "true",
+                "WebhookRetryBaseSeconds": "2",
             }
             | self.parameter_overrides
         )
@@ -125,6 +130,13 @@ class LocalStack:
         self.lambdas.install()
         self._start_moto(moto_port)
         self._create_resources()
+        from local.event_sources import EventSources
+        from local.webhook_inbox import LocalInbox
+
+        self.event_sources = EventSources(self.template, self.lambdas, self.client)
+        self.event_sources.start()
+        self.inbox = LocalInbox(port=self.ports["inbox"])
+        self.inbox.start()
 
         self.api = LocalApi(self.template, self.lambdas)
         api_url = self.api.start(port=self.ports["api"])
@@ -145,6 +157,7 @@ class LocalStack:
             "MAIL_DIR": str(self.mail.folder),
             "SHOP_API_KEY": self.shops[0].api_key,
             "SHOP_B_API_KEY": self.shops[1].api_key,
+            "WEBHOOK_INBOX_URL": self.inbox.url,
         }
         (self.state_dir / "stack.env").write_text(
             "".join(f"export {k}={v}\n" for k, v in self.env.items())
@@ -198,6 +211,9 @@ class LocalStack:
         smgr = self.client("secretsmanager")
         for name, length in self.template.generated_secrets():
             smgr.create_secret(Name=name, SecretString=secrets.token_urlsafe(length)[:length])
+        sqs = self.client("sqs")
+        for queue in self.template.queues():  # dead-letter queues first
+            sqs.create_queue(**queue)
         ses = self.client("sesv2")
         for identity in self.template.email_identities():
             ses.create_email_identity(EmailIdentity=identity)
@@ -230,6 +246,10 @@ class LocalStack:
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.event_sources:
+            self.event_sources.stop()
+        if self.inbox:
+            self.inbox.stop()
         if self.api:
             self.api.stop()
         if self.sandbox:

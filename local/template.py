@@ -7,6 +7,7 @@ built from the same file that deploys.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ class Template:
             "LogGroupName",
             "BucketName",
             "EmailIdentity",
+            "QueueName",
         ):
             if key in props:
                 return str(self.resolve(props[key]))
@@ -109,6 +111,8 @@ class Template:
             return f"arn:aws:s3:::{name}"
         if kind == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}:1"
+        if kind == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
         return f"arn:aws:local:{REGION}:{ACCOUNT}:{name}"
 
     def _ref(self, name: str) -> Any:
@@ -135,13 +139,17 @@ class Template:
         kind = self.resources[name]["Type"]
         if kind in ("AWS::Serverless::StateMachine", "AWS::Serverless::LayerVersion"):
             return self.arn(name)
+        if kind == "AWS::SQS::Queue":  # a queue's Ref is its URL
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.physical_name(name)}"
         return self.physical_name(name)
 
     def _get_att(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn":
             return self.arn(logical_id)
-        if attribute == "Name":
+        if attribute in ("Name", "QueueName"):
             return self.physical_name(logical_id)
+        if attribute == "StreamArn":  # the local stack reads the real one from the table
+            return f"{self.arn(logical_id)}/stream/local"
         raise KeyError(f"GetAtt {logical_id}.{attribute} is not known locally")
 
     def condition(self, name: str) -> bool:
@@ -234,6 +242,8 @@ class Template:
                 )
                 if k in props
             }
+            if "StreamSpecification" in props:  # CloudFormation implies StreamEnabled
+                args["StreamSpecification"] = {"StreamEnabled": True} | props["StreamSpecification"]
             if "SSESpecification" in props:  # CloudFormation's name differs from the API's
                 args["SSESpecification"] = {"Enabled": props["SSESpecification"]["SSEEnabled"]}
             args["TableName"] = self.physical_name(logical_id)
@@ -300,6 +310,44 @@ class Template:
             generate = spec["Properties"].get("GenerateSecretString")
             if generate:
                 found.append((self.physical_name(logical_id), int(generate["PasswordLength"])))
+        return found
+
+    def queues(self) -> list[dict[str, Any]]:
+        """create_queue arguments of each SQS queue (dead-letter queues first)."""
+        found = []
+        for logical_id, spec in self.of_type("AWS::SQS::Queue").items():
+            props = self.resolve(spec["Properties"])
+            attributes = {
+                k: json.dumps(v)
+                if isinstance(v, dict)
+                else str(v).lower()
+                if isinstance(v, bool)
+                else str(v)
+                for k, v in props.items()
+                if k != "QueueName"
+            }
+            found.append({"QueueName": self.physical_name(logical_id), "Attributes": attributes})
+        return sorted(found, key=lambda q: "RedrivePolicy" in q["Attributes"])
+
+    def event_source_mappings(self) -> list[dict[str, Any]]:
+        """Each function's DynamoDB-stream and SQS events: what Lambda's pollers would run."""
+        found = []
+        for logical_id, spec in self.of_type("AWS::Serverless::Function").items():
+            for event in spec["Properties"].get("Events", {}).values():
+                if event["Type"] not in ("DynamoDB", "SQS"):
+                    continue
+                props = event["Properties"]
+                source = props.get("Stream") or props.get("Queue")
+                filters = props.get("FilterCriteria", {}).get("Filters", [])
+                found.append(
+                    {
+                        "function": logical_id,
+                        "kind": event["Type"],
+                        "source": source["Fn::GetAtt"][0],  # the table or queue's logical id
+                        "batch_size": int(props.get("BatchSize", 10)),
+                        "filters": [json.loads(f["Pattern"]) for f in filters],
+                    }
+                )
         return found
 
     def email_identities(self) -> list[str]:

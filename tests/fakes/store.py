@@ -32,6 +32,7 @@ from cancelflow.cancellations.ports import (
 )
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import HistoryPage, HistoryQuery
 from cancelflow.shops.model import Shop
@@ -90,6 +91,7 @@ class MemoryStore:
     idempotency: dict[Key, IdempotencyRecord] = field(default_factory=dict)  # (shop, key hash)
     policies: dict[str, ShopPolicy] = field(default_factory=dict)
     policy_history: dict[tuple[str, int], ShopPolicy] = field(default_factory=dict)
+    events: dict[Key, Event] = field(default_factory=dict)  # (shop, event id): recorded events
 
     # --- reading -------------------------------------------------------------------------
 
@@ -323,12 +325,18 @@ class MemoryStore:
         )
 
     def settle(
-        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+        self,
+        cancellation: Cancellation,
+        outcome: Cancellation,
+        effect: PaymentEffect,
+        events: tuple[Event, ...] = (),
     ) -> None:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
         stored = self.cancellations.get((shop, cid))
         if stored is None or stored.status is not cancellation.status:
             raise Conflict("cancellation or payment changed meanwhile")
+        if any((e.shop_id, e.event_id) in self.events for e in events):
+            raise Conflict("this change's event is already recorded")
         touches_payment = bool(
             effect.balance
             or effect.available
@@ -348,6 +356,7 @@ class MemoryStore:
             if effect.idle and payment.in_flight:
                 raise Conflict("cancellation or payment changed meanwhile")
         self.cancellations[(shop, cid)] = _stored_cancellation(outcome)
+        self.events |= {(e.shop_id, e.event_id): e for e in events}
         if touches_payment and payment is not None:
             self._put_payment(
                 _with(

@@ -9,6 +9,20 @@ from bench.cost import API_FUNCTIONS, cost_per_1000, measure
 from local.stack import LocalStack
 
 
+def _event_driven(stack: LocalStack) -> set[str]:
+    """Functions a stream or a queue invokes (webhook fan-out, delivery): a cancel's cost too,
+    but not tasks its execution schedules."""
+    assert stack.template
+    return {
+        logical_id
+        for logical_id, function in stack.template.of_type("AWS::Serverless::Function").items()
+        if any(
+            e.get("Type") in ("DynamoDB", "SQS")
+            for e in function["Properties"].get("Events", {}).values()
+        )
+    }
+
+
 def _history(stack: LocalStack, arn: str) -> list[dict[str, Any]]:
     return stack.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
 
@@ -29,7 +43,8 @@ def test_cost_bench_counts_transitions_lambdas_units_and_mail_of_both_machines(
             assert events[-1]["type"] == "ExecutionSucceeded"
             assert counted == sum(1 for e in events if e["type"].endswith("StateEntered"))
         usage = run.usage
-        workflow = {f: c for f, c in usage.lambda_requests.items() if f not in API_FUNCTIONS}
+        outside = set(API_FUNCTIONS) | _event_driven(stack)
+        workflow = {f: c for f, c in usage.lambda_requests.items() if f not in outside}
         assert sum(workflow.values()) == run.scheduled  # every task the histories scheduled
         assert usage.lambda_requests["ApiFunction"] == 2  # one POST per cancel
         assert usage.unmetered == 0

@@ -275,7 +275,7 @@ def test_two_shops_exporting_in_the_same_second_each_get_only_their_own_file(
         )
 
     assert len(set(links)) == 4  # every export is its own object, even within one second
-    assert all("/exports/demo-shop/" in link for link in links[0::2])
+    assert all("/exports/demo-shop/" in link for link in links[0::2]), links
     assert all("/exports/shop-b/" in link for link in links[1::2])
     for link in links[1::2]:
         with urllib.request.urlopen(link, timeout=30) as answer:

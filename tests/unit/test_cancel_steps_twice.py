@@ -302,6 +302,9 @@ def test_the_sweep_corrects_a_failed_cancel_that_kcp_applied_after_all_and_only_
     corrected = world.store.get_cancellation(SHOP, world.cid)
     assert corrected is not None and corrected.corrected_from == "FAILED"
     assert corrected.attempts[-1].kind == "SWEEP"
+    # The shop is told twice, once per change: it failed, then it was corrected.
+    told = sorted((e.type, e.data["status"]) for e in world.store.events.values())
+    assert told == [("cancellation.corrected", "SUCCEEDED"), ("cancellation.failed", "FAILED")]
 
 
 def test_the_sweep_counts_a_gap_no_cancel_explains_and_changes_nothing(world: World) -> None:

@@ -19,9 +19,10 @@ RANKS = {
     "payments": 3,
     "cancellations": 4,
     "subscriptions": 5,
-    "adapters": 6,
-    "http": 7,
-    "runtime": 8,
+    "webhooks": 6,
+    "adapters": 7,
+    "http": 8,
+    "runtime": 9,
 }
 
 

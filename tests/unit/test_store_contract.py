@@ -14,13 +14,14 @@ import pytest
 from moto import mock_aws
 
 from cancelflow.adapters.dynamodb.store import DynamoStore
-from cancelflow.adapters.dynamodb.table import key_hash
+from cancelflow.adapters.dynamodb.table import key_hash, unmarshal
 from cancelflow.cancellations.model import (
     Attempt,
     BreakdownLine,
     Cancellation,
     CancellationStatus,
     effect_of,
+    events_of,
 )
 from cancelflow.cancellations.ports import CancellationQuery, InsufficientBalance, PaymentBusy
 from cancelflow.cancellations.ports import CancellationStore as Store
@@ -93,10 +94,23 @@ def _sending(store: Store, cid: str = "cnl_1", amount: int = 10000) -> Cancellat
     return found
 
 
-def _settle(store: Store, cancellation: Cancellation, to: CancellationStatus) -> None:
-    outcome = cancellation.with_status(to, updated_at=NOW)
+def _settle(
+    store: Store, cancellation: Cancellation, to: CancellationStatus, corrected_from: str = ""
+) -> None:
+    outcome = cancellation.with_status(to, updated_at=NOW, corrected_from=corrected_from)
     effect = effect_of(cancellation, to, cancellation.balance_before or 0)
-    store.settle(cancellation, outcome, effect)
+    store.settle(cancellation, outcome, effect, events_of(cancellation, outcome))
+
+
+def _events(store: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every event recorded for the shop: (type, resource, data), as the stream would see them."""
+    if isinstance(store, MemoryStore):
+        found = [(e.type, e.resource, e.data) for e in store.events.values()]
+    else:
+        items = store._db.scan(TableName=store._table)["Items"]  # the test looks at everything
+        events = [unmarshal(i) for i in items if i.get("type", {}).get("S") == "EVENT"]
+        found = [(e["event_type"], e["resource"], e["data"]) for e in events]
+    return sorted(found, key=lambda e: (e[1], e[0]))
 
 
 def _money(store: Store) -> tuple[int, int, str, PaymentStatus]:
@@ -495,6 +509,56 @@ def test_a_correction_of_a_failed_cancel_lowers_both_balances(store: Store) -> N
     assert failed is not None
     _settle(store, failed, CancellationStatus.SUCCEEDED)  # the sweep found KCP applied it
     assert _money(store) == (20000, 20000, "", PaymentStatus.PARTIALLY_CANCELLED)
+
+
+def test_a_settle_records_its_event_in_the_same_write(store: Store) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    _settle(store, _sending(store, "cnl_1", 10000), CancellationStatus.SUCCEEDED)
+    assert _events(store) == [
+        (
+            "cancellation.succeeded",
+            "cnl_1",
+            {"status": "SUCCEEDED", "previous_status": "SENDING", "tno": TNO},
+        )
+    ]
+
+
+def test_a_settle_that_loses_records_no_event(store: Store) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    cancellation = _sending(store, "cnl_1", 10000)
+    outcome = cancellation.with_status(CancellationStatus.SUCCEEDED, updated_at=NOW)
+    wrong = effect_of(cancellation, CancellationStatus.SUCCEEDED, 25000)
+    with pytest.raises(Conflict):
+        store.settle(cancellation, outcome, wrong, events_of(cancellation, outcome))
+    assert _events(store) == []  # no event without its change
+
+
+def test_the_same_change_written_twice_records_one_event(store: Store) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    cancellation = _sending(store, "cnl_1", 10000)
+    _settle(store, cancellation, CancellationStatus.FAILED)
+    with pytest.raises(Conflict):
+        _settle(store, cancellation, CancellationStatus.FAILED)
+    assert [e[0] for e in _events(store)] == ["cancellation.failed"]
+
+
+def test_a_correction_records_a_corrected_event_beside_the_first(store: Store) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    _settle(store, _sending(store, "cnl_1", 10000), CancellationStatus.FAILED)
+    failed = store.get_cancellation(SHOP, "cnl_1")
+    assert failed is not None
+    _settle(store, failed, CancellationStatus.SUCCEEDED, corrected_from="FAILED")
+    assert [(e[0], e[2].get("corrected_from")) for e in _events(store)] == [
+        ("cancellation.corrected", "FAILED"),
+        ("cancellation.failed", None),
+    ]
+
+
+def test_an_open_move_records_no_event(store: Store) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    cancellation = _sending(store, "cnl_1", 10000)
+    store.mark(cancellation, CancellationStatus.RECONCILING)
+    assert _events(store) == []
 
 
 # --- listing -------------------------------------------------------------------------------

@@ -197,3 +197,35 @@ def charge_deps(shop_id: str) -> Any:
         shop=found,
         language=store().get_policy(shop_id).email_language,
     )
+
+
+# --- webhooks (issue 15) -------------------------------------------------------------------
+
+
+@cache
+def webhook_store() -> Any:
+    from cancelflow.adapters.dynamodb.webhooks import DynamoWebhooks
+
+    return DynamoWebhooks(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+@cache
+def webhook_poster() -> Any:
+    from cancelflow.adapters.webhook_http import HttpPoster
+
+    return HttpPoster(
+        allow_loopback=setting("WEBHOOK_ALLOW_LOOPBACK", "false") == "true",
+        read_timeout=float(setting("WEBHOOK_TIMEOUT_SECONDS", "10")),
+    )
+
+
+@cache
+def webhook_queue() -> Any:
+    from cancelflow.adapters.sqs import SqsQueue
+
+    return SqsQueue(aws.client("sqs"), setting("WEBHOOK_QUEUE_URL"))
+
+
+def webhook_backoff_seconds() -> float:
+    """The first retry's wait; each next one doubles (a template parameter: tests use ~1 s)."""
+    return float(setting("WEBHOOK_RETRY_BASE_SECONDS", "30"))

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from cancelflow.kcp.port import RefundAccount
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import PaymentStatus
 
 
@@ -165,3 +166,30 @@ def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) 
     if held:  # refused or never applied: give the amount and the items back
         return PaymentEffect(0, amount, locked, release_items=cancellation.removed_items)
     return PaymentEffect()
+
+
+def events_of(cancellation: Cancellation, outcome: Cancellation) -> tuple[Event, ...]:
+    """What a shop is told when a cancellation moves to `outcome` (written in the same
+    transaction as the change): its terminal status reached, or a correction of what it had
+    been told (the sweep or a review), never both. A move between open states tells nothing.
+
+    The cause names the change, so a retried settle of the same change names the same event.
+    """
+    to = outcome.status
+    if to not in TERMINAL or to is cancellation.status:
+        return ()
+    data = {"status": to.value, "previous_status": cancellation.status.value}
+    if outcome.corrected_from:
+        kind, cause = "cancellation.corrected", f"{outcome.corrected_from}>{to.value}"
+        data["corrected_from"] = outcome.corrected_from
+    else:
+        kind, cause = f"cancellation.{to.value.lower()}", to.value
+    event = Event(
+        type=kind,
+        shop_id=outcome.shop_id,
+        resource=outcome.cancellation_id,
+        occurred_at=outcome.updated_at,
+        cause=cause,
+        data=data | {"tno": outcome.tno},
+    )
+    return (event,)

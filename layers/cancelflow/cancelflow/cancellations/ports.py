@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cancelflow.cancellations.model import Attempt, Cancellation, CancellationStatus, PaymentEffect
+from cancelflow.kernel.events import Event
 from cancelflow.payments.ports import PaymentStore
 from cancelflow.shops.ports import ShopStore
 
@@ -114,9 +115,14 @@ class CancellationStore(PaymentStore, ShopStore, Protocol):
         ...
 
     def settle(
-        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+        self,
+        cancellation: Cancellation,
+        outcome: Cancellation,
+        effect: PaymentEffect,
+        events: tuple[Event, ...] = (),
     ) -> None:
-        """Write the outcome and its effect on the payment (decided by the domain), atomically.
+        """Write the outcome, its effect on the payment and the events it makes (all decided by
+        the domain: effect_of, events_of), atomically: no event without its change.
 
         Conflict if the stored cancellation is no longer in `cancellation.status`, or the payment
         no longer matches what the effect was decided from (lock, balance).

@@ -36,6 +36,7 @@ from cancelflow.cancellations.model import (
     Cancellation,
     CancellationStatus,
     effect_of,
+    events_of,
 )
 from cancelflow.cancellations.ports import (
     CancellationPage,
@@ -576,7 +577,12 @@ def settle(
         # KCP's balance before this cancel: known once sent (under the lock), unused before.
         balance = cancellation.balance_before or 0
         try:
-            store.settle(cancellation, outcome, effect_of(cancellation, outcome.status, balance))
+            store.settle(
+                cancellation,
+                outcome,
+                effect_of(cancellation, outcome.status, balance),
+                events_of(cancellation, outcome),
+            )
         except Conflict:
             pass  # settled by an earlier run of this step, or by the sweep: read it again
         cancellation = _load(store, shop_id, cancellation_id)

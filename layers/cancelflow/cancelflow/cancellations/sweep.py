@@ -31,6 +31,7 @@ from cancelflow.cancellations.model import (
     Cancellation,
     CancellationStatus,
     effect_of,
+    events_of,
 )
 from cancelflow.cancellations.ports import CancellationStore
 from cancelflow.cancellations.service import PENDING, VOIDED, judge_inquiry, void_undispatched
@@ -122,7 +123,7 @@ def _close_unsent(store: CancellationStore, clock: Clock, held: Cancellation, se
     )
     effect = effect_of(held, CancellationStatus.FAILED, held.balance_before or 0)
     try:
-        store.settle(held, outcome, effect)
+        store.settle(held, outcome, effect, events_of(held, outcome))
     except Conflict:
         return replace(seen, finding=Finding.OPEN)
     return replace(seen, finding=Finding.CORRECTED, corrected=outcome, announce=announced)
@@ -186,7 +187,10 @@ def _correct(
     )
     try:
         store.settle(
-            cancellation, outcome, effect_of(cancellation, CancellationStatus.SUCCEEDED, balance)
+            cancellation,
+            outcome,
+            effect_of(cancellation, CancellationStatus.SUCCEEDED, balance),
+            events_of(cancellation, outcome),
         )
     except Conflict:  # the workflow or another sweep moved it first: look again next time
         return replace(seen, finding=Finding.OPEN)

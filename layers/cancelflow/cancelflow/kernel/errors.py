@@ -36,6 +36,13 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "SUBSCRIPTION_STATE_CONFLICT": (409, "The subscription's status does not allow this."),
     "SUBSCRIPTION_REFUND_MANUAL": (409, "Cancelled, but the refund must be made by hand."),
     "CHARGE_NOT_FOUND": (404, "No such charge of this subscription."),
+    # Webhooks (issue 15)
+    "WEBHOOK_ENDPOINT_NOT_FOUND": (404, "No webhook endpoint with this id for your shop."),
+    "WEBHOOK_DELIVERY_NOT_FOUND": (404, "No delivery of this event to this endpoint."),
+    "WEBHOOK_ENDPOINT_LIMIT": (409, "The shop has as many webhook endpoints as allowed."),
+    "WEBHOOK_ENDPOINT_DISABLED": (409, "The webhook endpoint is disabled."),
+    "WEBHOOK_URL_REFUSED": (422, "Webhooks go only to HTTPS URLs at public addresses."),
+    "WEBHOOK_EVENT_UNKNOWN": (422, "Some event types are not known."),
 }
 # Every reason a cancel can be refused for (eligibility) is also a 422 code the API may answer.
 CATALOGUE |= {code: (422, text["en"]) for code, text in REASONS.items() if code not in CATALOGUE}

@@ -38,6 +38,7 @@ from cancelflow.subscriptions.model import (
     PaidPeriod,
     Status,
     Subscription,
+    events_of,
 )
 from cancelflow.subscriptions.pacing import Turns
 from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
@@ -362,7 +363,9 @@ def _settle(
     for _ in range(5):
         after = change(sub).recorded(deps.clock.now())
         try:
-            return deps.store.record(after, charge_after, payment)
+            return deps.store.record(
+                after, charge_after, payment, events_of(sub, after, charge_after)
+            )
         except Conflict:
             fresh = deps.store.get(sub.shop_id, sub.subscription_id)
             if fresh is None:

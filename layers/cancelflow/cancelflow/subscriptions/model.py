@@ -13,6 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from cancelflow.kernel.errors import Problem
+from cancelflow.kernel.events import Event
 from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.schedule import Cycle
 
@@ -239,3 +240,43 @@ def new_subscription_id(shop_id: str, idempotency_key: str) -> str:
     # Derived from the key, so a replayed create can only ever find the same subscription.
     digest = hashlib.sha256(f"{shop_id}\n{idempotency_key}".encode()).hexdigest()
     return "sub_" + digest[:20]
+
+
+def events_of(
+    before: Subscription, after: Subscription, charge: Charge | None = None
+) -> tuple[Event, ...]:
+    """What a shop is told about a subscription's change (written in the same transaction): a
+    charge that ended (charged or declined), and a subscription that became suspended or
+    cancelled. Each cause names its change, so a retried write names the same event."""
+    found = []
+    if charge is not None and charge.status in (ChargeStatus.SUCCEEDED, ChargeStatus.DECLINED):
+        kind = "charged" if charge.status is ChargeStatus.SUCCEEDED else "declined"
+        found.append(
+            Event(
+                type=f"subscription.{kind}",
+                shop_id=after.shop_id,
+                resource=after.subscription_id,
+                occurred_at=charge.updated_at,
+                cause=f"{charge.period}#{charge.attempt}",
+                data={
+                    "period": charge.period,
+                    "attempt": charge.attempt,
+                    "amount": charge.amount,
+                    "order_id": charge.order_id,
+                    "tno": charge.tno,
+                    "res_cd": charge.res_cd,
+                },
+            )
+        )
+    if after.status is not before.status and after.status in (Status.SUSPENDED, Status.CANCELLED):
+        found.append(
+            Event(
+                type=f"subscription.{after.status.value.lower()}",
+                shop_id=after.shop_id,
+                resource=after.subscription_id,
+                occurred_at=after.updated_at,
+                cause=f"{after.status.value}#{before.version}",  # suspended again later: anew
+                data={"status": after.status.value, "previous_status": before.status.value},
+            )
+        )
+    return tuple(found)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions.model import Charge, Subscription
 
@@ -31,8 +32,11 @@ class BillingStore(Protocol):
         Conflict for a position outside this shop's list."""
         ...
 
-    def save(self, before: Subscription, after: Subscription) -> Subscription:
-        """Write after if before is still current (version); Conflict otherwise."""
+    def save(
+        self, before: Subscription, after: Subscription, events: tuple[Event, ...] = ()
+    ) -> Subscription:
+        """Write after if before is still current (version), with the events the change makes
+        (events_of), atomically; Conflict otherwise."""
         ...
 
     def take_run_lease(
@@ -61,10 +65,16 @@ class BillingStore(Protocol):
         a no-op)."""
         ...
 
-    def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
-        """Write a charge's new state with the subscription's (version-checked), and register the
-        approved payment, atomically. False if the charge was settled by someone else;
-        Conflict if the subscription changed."""
+    def record(
+        self,
+        sub: Subscription,
+        charge: Charge,
+        payment: Payment | None = None,
+        events: tuple[Event, ...] = (),
+    ) -> bool:
+        """Write a charge's new state with the subscription's (version-checked), register the
+        approved payment and write the events (events_of), atomically. False if the charge was
+        settled (its events recorded) by someone else; Conflict if the subscription changed."""
         ...
 
     def journal(self, charge: Charge) -> None:

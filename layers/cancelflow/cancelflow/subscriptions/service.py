@@ -23,6 +23,7 @@ from cancelflow.subscriptions.model import (
     ChargeStatus,
     Status,
     Subscription,
+    events_of,
     new_subscription_id,
 )
 from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
@@ -199,7 +200,7 @@ def _change(
         if after is None:  # already in the asked state: idempotent
             return sub
         try:
-            return store.save(sub, after)
+            return store.save(sub, after, events_of(sub, after))
         except Conflict:
             continue
     raise Problem("SERVICE_UNAVAILABLE", "The subscription is busy; retry.")

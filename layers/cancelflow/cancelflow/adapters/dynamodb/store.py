@@ -15,6 +15,7 @@ from cancelflow.adapters.dynamodb.table import (
     cancellation_key,
     cancellation_reasons,
     error_code,
+    event_item,
     key_hash,
     marshal,
     payment_from,
@@ -42,6 +43,7 @@ from cancelflow.cancellations.ports import (
 from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import HistoryPage, HistoryQuery
 from cancelflow.shops.model import Shop
@@ -465,12 +467,17 @@ class DynamoStore:
             raise
 
     def settle(
-        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+        self,
+        cancellation: Cancellation,
+        outcome: Cancellation,
+        effect: PaymentEffect,
+        events: tuple[Event, ...] = (),
     ) -> None:
         shop, cid = cancellation.shop_id, cancellation.cancellation_id
         items = [self._put(_cancellation_item(outcome), "#st = :from")]
         items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
         items[0]["Put"]["ExpressionAttributeValues"] = marshal({":from": cancellation.status.value})
+        items += [self._put(event_item(e), "attribute_not_exists(PK)") for e in events]
         sets, conditions = [], ["attribute_exists(PK)"]
         values: dict[str, Any] = {}
         if effect.balance:

@@ -17,6 +17,7 @@ from cancelflow.adapters.dynamodb.table import (
     charge_key,
     due_key,
     error_code,
+    event_item,
     marshal,
     payment_item,
     subscription_key,
@@ -24,6 +25,7 @@ from cancelflow.adapters.dynamodb.table import (
 )
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
+from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
@@ -64,17 +66,25 @@ class DynamoBilling:
         )
         return subscription_from(unmarshal(answer["Item"])) if "Item" in answer else None
 
-    def save(self, before: Subscription, after: Subscription) -> Subscription:
+    def save(
+        self, before: Subscription, after: Subscription, events: tuple[Event, ...] = ()
+    ) -> Subscription:
         written = _next_version(after, before.version)
+        put = {
+            "TableName": self._table,
+            "Item": marshal(subscription_item(written)),
+            "ConditionExpression": "version = :v",
+            "ExpressionAttributeValues": marshal({":v": before.version}),
+        }
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=marshal(subscription_item(written)),
-                ConditionExpression="version = :v",
-                ExpressionAttributeValues=marshal({":v": before.version}),
-            )
+            if events:  # the change and its events, or neither
+                self._db.transact_write_items(
+                    TransactItems=[{"Put": put}, *(_event_put(self._table, e) for e in events)]
+                )
+            else:
+                self._db.put_item(**put)
         except ClientError as e:
-            if error_code(e) == "ConditionalCheckFailedException":
+            if error_code(e) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise Conflict("subscription changed") from e
             raise
         return written
@@ -225,7 +235,13 @@ class DynamoBilling:
                 return found
         raise Conflict("subscription changed")
 
-    def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
+    def record(
+        self,
+        sub: Subscription,
+        charge: Charge,
+        payment: Payment | None = None,
+        events: tuple[Event, ...] = (),
+    ) -> bool:
         open_values = {f":o{i}": s.value for i, s in enumerate(sorted(OPEN_CHARGE))}
         items: list[dict[str, Any]] = [
             {
@@ -256,14 +272,15 @@ class DynamoBilling:
                     }
                 }
             )
+        items += [_event_put(self._table, e) for e in events]
         try:
             self._db.transact_write_items(TransactItems=items)
             return True
         except ClientError as e:
             if error_code(e) != "TransactionCanceledException":
                 raise
-            reasons = cancellation_reasons(e, 3)
-        if reasons[1] == "ConditionalCheckFailed" or reasons[2] == "ConditionalCheckFailed":
+            reasons = cancellation_reasons(e, len(items))
+        if "ConditionalCheckFailed" in reasons[1:]:  # the charge, its payment or its events
             return False  # another run of this step recorded it first
         raise Conflict("subscription changed")
 
@@ -506,3 +523,14 @@ def charge_from(i: dict[str, Any]) -> Charge:
         confirmed_by=i.get("confirmed_by", ""),
         claim_token=i.get("claim_token", ""),
     )
+
+
+def _event_put(table: str, event: Event) -> dict[str, Any]:
+    """An event in its change's transaction: written once (a repeated change adds none)."""
+    return {
+        "Put": {
+            "TableName": table,
+            "Item": marshal(event_item(event)),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }

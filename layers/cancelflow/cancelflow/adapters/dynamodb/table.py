@@ -16,6 +16,10 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
     attempt         PK SHOP#{shop}#CNL#{id}        SK ATTEMPT#{seq}   (the gateway journal)
     idempotency     PK SHOP#{shop}#IDEM#{sha256}   SK IDEMPOTENCY     (TTL: expires_at)
     event           PK SHOP#{shop}#EVT#{event id}  SK EVENT  (written in its change's transaction)
+    webhook endpoint PK SHOP#{shop}#WHE#{id}       SK ENDPOINT
+                    GSI1 ShopTimeline (the shop's endpoints): SHOP#{shop}#WEBHOOKS / {created}#{id}
+    delivery        PK SHOP#{shop}#WHE#{id}        SK DLV#{event id}  (one per endpoint and event)
+                    GSI1 ShopTimeline (newest first): SHOP#{shop}#WHE#{id}#DLV / {created}#{event}
     subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
                     GSI1 ShopTimeline (a shop's list): SHOP#{shop}#SUBS / {created}#{id}
                     GSI3 SubscriptionsDue (sparse, while ACTIVE): DUE#{date}#{shard} / {shop}#{id}
@@ -197,3 +201,27 @@ def event_item(e: Event) -> dict[str, Any]:
         "occurred_at": to_utc_text(e.occurred_at, precise=True),
         "data": e.data,
     }
+
+
+def event_key(shop_id: str, event_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#EVT#{event_id}", "SK": "EVENT"}
+
+
+def event_from(i: dict[str, Any]) -> Event:
+    """An event item (from a read or a stream's NEW_IMAGE, unmarshalled) as the domain's Event."""
+    return Event(
+        type=i["event_type"],
+        shop_id=i["shop_id"],
+        resource=i["resource"],
+        occurred_at=from_utc_text(i["occurred_at"]),
+        cause=i["cause"],
+        data=i.get("data") or {},
+    )
+
+
+def endpoint_key(shop_id: str, endpoint_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#WHE#{endpoint_id}", "SK": "ENDPOINT"}
+
+
+def delivery_key(shop_id: str, endpoint_id: str, event_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#WHE#{endpoint_id}", "SK": f"DLV#{event_id}"}
