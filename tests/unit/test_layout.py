@@ -19,9 +19,10 @@ RANKS = {
     "payments": 3,
     "cancellations": 4,
     "subscriptions": 5,
-    "adapters": 6,
-    "http": 7,
-    "runtime": 8,
+    "notifications": 6,  # KCP's notifications: act on payments and record external cancels
+    "adapters": 7,
+    "http": 8,
+    "runtime": 9,
 }
 
 
