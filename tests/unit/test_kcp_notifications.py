@@ -7,13 +7,26 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from cancelflow.cancellations import eligibility
+from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.eligibility import CancelAsk
 from cancelflow.cancellations.model import CancellationStatus
+from cancelflow.cancellations.service import CancelRequest
 from cancelflow.kcp.notifications import answer_page, parse
+from cancelflow.kcp.port import (
+    CancelAnswer,
+    CancelOrder,
+    ChargeAnswer,
+    ChargeOrder,
+    InquiryAnswer,
+    Outcome,
+    PayMethod,
+)
 from cancelflow.notifications.model import Verdict, judge
 from cancelflow.payments.model import PaymentStatus
 from cancelflow.shops.policy import default_policy
-from tests.fakes.examples import NOW, a_cancellation, a_payment
+from tests.fakes.examples import NOW, SHOP, a_cancellation, a_payment
+from tests.fakes.store import MemoryStore
+from tests.fakes.workflow import RecordingStarter, SteppingClock
 
 TNO = "20261123000001"
 
@@ -93,12 +106,19 @@ def test_a_cancel_notice_while_one_of_ours_is_at_kcp_waits_for_kcps_resend() -> 
     assert judge(_notice(mod_mny="4000"), payment, [], NOW).verdict is Verdict.BUSY
 
 
-def test_a_balance_kcp_reports_above_ours_is_kept_for_an_operator_not_applied() -> None:
-    payment = replace(a_payment(TNO, 30000), balance=20000, available=20000)
+def test_a_cancel_of_more_than_our_balance_is_kept_for_an_operator_not_applied() -> None:
+    payment = replace(a_payment(TNO, 30000), balance=3000, available=3000)
 
     change = judge(_notice(mod_mny="4000", rem_mny="26000"), payment, [], NOW)
 
     assert change.verdict is Verdict.MISMATCH and change.effect is None
+
+
+def test_an_external_cancel_of_what_a_cancel_of_ours_holds_waits_for_ours_to_settle() -> None:
+    payment = replace(a_payment(TNO, 30000), available=10000)  # 20000 held, not yet sent
+
+    assert judge(_notice(mod_mny="25000"), payment, [], NOW).verdict is Verdict.BUSY
+    assert judge(_notice(mod_mny="5000"), payment, [], NOW).verdict is Verdict.CANCELLED_EXTERNALLY
 
 
 def test_a_deposit_of_the_amount_makes_an_awaiting_payment_paid_and_another_is_kept() -> None:
@@ -151,3 +171,68 @@ def test_a_virtual_account_awaiting_its_deposit_cannot_be_cancelled_yet() -> Non
 
 def _reasons(payment, ask) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
     return eligibility.decide(payment, ask, default_policy(), NOW).reasons
+
+
+# --- a cancel of ours that an external cancel overtook ------------------------------------
+
+
+class _Kcp:
+    """A KCP that answers every cancel with one refusal, and counts them."""
+
+    def __init__(self, res_cd: str) -> None:
+        self.res_cd = res_cd
+        self.cancels = 0
+
+    def cancel(self, order: CancelOrder) -> CancelAnswer:
+        self.cancels += 1
+        return CancelAnswer(Outcome.DECLINED, self.res_cd, "이미 취소된 거래입니다")
+
+    def inquire(self, tno: str, method: PayMethod) -> InquiryAnswer:
+        raise AssertionError("no inquiry expected")
+
+    def charge(self, order: ChargeOrder) -> ChargeAnswer:
+        raise AssertionError("no charge expected")
+
+
+def _held(store: MemoryStore) -> str:
+    store.put_payment(a_payment(TNO, 30000))
+    cancellation, _ = cancellations.request_cancellation(
+        store, RecordingStarter(), SteppingClock(), SHOP, TNO, CancelRequest("DEFECTIVE"), "k1"
+    )
+    assert (
+        cancellations.decide(store, SteppingClock(), SHOP, cancellation.cancellation_id)["next"]
+        == "SEND"
+    )
+    return cancellation.cancellation_id
+
+
+def test_kcps_already_cancelled_answer_rejects_the_cancel_and_gives_its_hold_back() -> None:
+    store, kcp = MemoryStore(), _Kcp("SB02")
+    cid = _held(store)
+
+    route = cancellations.send(store, kcp, SteppingClock(), SHOP, cid)
+    cancellations.settle(store, SteppingClock(), SHOP, cid, route["verdict"])
+
+    outcome = store.get_cancellation(SHOP, cid)
+    assert outcome is not None and outcome.status is CancellationStatus.REJECTED
+    assert outcome.reasons == ("CANCELLED_EXTERNALLY",) and kcp.cancels == 1
+    payment = store.raw_payment(SHOP, TNO)
+    assert (payment.balance, payment.available, payment.in_flight) == (30000, 30000, "")
+
+
+def test_a_hold_an_external_cancel_overtook_is_rejected_without_calling_kcp() -> None:
+    store, kcp = MemoryStore(), _Kcp("0000")
+    cid = _held(store)  # holds all 30000
+    key = (SHOP, TNO)
+    # Should the notification ever land between the hold and the send (the store refuses it
+    # while a hold does not fit), what is left cannot cover the hold.
+    store.payments[key] = replace(store.payments[key], balance=10000, externally_cancelled=20000)
+    object.__setattr__(store.payments[key], "available", -20000)
+
+    route = cancellations.send(store, kcp, SteppingClock(), SHOP, cid)
+    cancellations.settle(store, SteppingClock(), SHOP, cid, route["verdict"])
+
+    outcome = store.get_cancellation(SHOP, cid)
+    assert outcome is not None and outcome.status is CancellationStatus.REJECTED
+    assert outcome.reasons == ("CANCELLED_EXTERNALLY",) and kcp.cancels == 0
+    assert store.raw_payment(SHOP, TNO).available == 10000

@@ -3,13 +3,14 @@
 - A deposit (TX00) into an AWAITING_DEPOSIT virtual account of exactly its amount makes it PAID:
   balance and available become the amount. Any other deposit (a different amount, a payment
   already paid) changes nothing: kept for an operator.
-- A cancel or refund made outside cancelflow (TX05, TX06, TX01) lowers both balances to what
-  KCP now holds, and is written as an external cancellation in the payment's history. KCP's
-  word wins: its remaining balance when the form gives it (rem_mny), else ours minus the amount
-  reported, else (no amount either) nothing left. A report our balance already shows (KCP
-  telling us of a cancel of ours) changes nothing.
-- While a cancel of ours is at KCP (the send lock) an external one cannot be told apart from
-  it: the notification is answered "not now", and KCP sends it again.
+- A cancel or refund made outside cancelflow (TX05, TX06, TX01) lowers both balances by the
+  amount reported (mod_mny / refund_mny), else to KCP's remaining balance (rem_mny), else (no
+  amount either) to nothing, and is written as an external cancellation in the payment's
+  history. A report our balance already shows, or one of a cancel of ours (same partial-cancel
+  sequence, or same amount at KCP's same time), changes nothing; an amount more than our
+  balance is kept for an operator, never applied.
+- While a cancel of ours is at KCP (the send lock), or holds what the external one took, the
+  notification is answered "not now" and KCP sends it again: by then ours has settled.
 """
 
 from __future__ import annotations
@@ -90,17 +91,21 @@ def _external_cancel(notice: Notice, payment: Payment, now: datetime) -> Change:
     if payment.status is PaymentStatus.AWAITING_DEPOSIT:
         return Change(Verdict.MISMATCH, note="a cancel of a payment never paid into")
     balance, reported, amount = payment.balance, notice.remaining(), notice.amount()
-    if reported is not None:
+    if reported == balance:
+        return Change(Verdict.ALREADY_REFLECTED, note="our balance already shows it")
+    if amount is not None:
+        after = balance - amount  # what was cancelled, whatever happened at KCP since
+    elif reported is not None:
         after = reported
-    elif amount is not None:
-        after = balance - amount
     else:
         after = 0  # a cancel notice with no amount: a full cancel (unconfirmed)
-    if after == balance:
-        return Change(Verdict.ALREADY_REFLECTED, note="our balance already shows it")
-    if after < 0 or after > balance:
-        return Change(Verdict.MISMATCH, note=f"KCP reports a balance of {after}, ours {balance}")
+    if after < 0 or after >= balance:
+        return Change(Verdict.MISMATCH, note=f"KCP reports {amount} of {balance} cancelled")
     taken = balance - after
+    if payment.available < taken:
+        # A cancel of ours holds part of it: it goes to KCP first (and is refused, or fits),
+        # and KCP's resend then finds the hold gone.
+        return Change(Verdict.BUSY, note="a cancel of ours holds the amount")
     status = PaymentStatus.CANCELLED if after == 0 else PaymentStatus.PARTIALLY_CANCELLED
     effect = PaymentEffect(-taken, -taken, status=status, expect_balance=balance, idle=True)
     at = notice.at or now

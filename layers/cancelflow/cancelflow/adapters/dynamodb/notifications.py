@@ -93,6 +93,9 @@ class DynamoNotifications(DynamoStore):
             values[":seen"] = effect.expect_balance
         if effect.idle:
             conditions.append("attribute_not_exists(in_flight)")
+        if effect.available < 0:  # never below what cancels of ours hold (a hold raced us)
+            conditions.append("available >= :need")
+            values[":need"] = -effect.available
         expression = "SET " + ", ".join(sets)
         if deposit:
             conditions.append("#st = :awaiting")
