@@ -17,7 +17,7 @@ from cancelflow.http.api import (
 from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
 from cancelflow.http.subscription_views import charge_view, subscription_view
 from cancelflow.subscriptions import service as subscriptions
-from cancelflow.subscriptions.service import Status
+from cancelflow.subscriptions.model import Status
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)

@@ -1,4 +1,4 @@
-"""Scheduled: keep records true to KCP's balance (cancelflow.sweep), within a time budget."""
+"""Scheduled: keep records true to KCP's balance (cancellations.sweep), within a time budget."""
 
 from collections import Counter
 from datetime import datetime, timedelta

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cancelflow.subscriptions.model import CancelWhen
 from cancelflow.subscriptions.schedule import Cycle
-from cancelflow.subscriptions.service import CancelWhen, NewSubscription
+from cancelflow.subscriptions.service import NewSubscription
 
 Krw = Annotated[int, Field(strict=True, gt=0, le=100_000_000, description="KRW, integer")]
 

@@ -12,7 +12,7 @@ from cancelflow.kernel.email import Email, won
 from cancelflow.shops.model import Shop
 
 if TYPE_CHECKING:  # the use cases import this module: types only, no cycle at runtime
-    from cancelflow.subscriptions.service import Charge, Subscription
+    from cancelflow.subscriptions.model import Charge, Subscription
 
 _TEXT = {
     "ko": {
