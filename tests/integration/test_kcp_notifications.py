@@ -81,7 +81,7 @@ def test_an_admin_cancel_updates_the_payment_and_records_payment_cancelled_exter
     (external,) = [c for c in detail["cancellations"] if c["requested_by"] == "KCP"]
     assert external["status"] == "SUCCEEDED" and external["refunded_amount"] == 4000
     assert external["confirmed_by"] == "KCP_NOTIFICATION"
-    assert [r["code"] for r in external["reasons"]] == ["CANCELLED_EXTERNALLY"]
+    assert [r["code"] for r in external["reasons"]] == ["CANCELLED_AT_KCP"]
     event = _event(stack, "demo-shop", "payment.cancelled_externally", notice)
     assert event is not None and event["event_type"]["S"] == "payment.cancelled_externally"
     assert event["data"]["M"]["amount"]["N"] == "4000"

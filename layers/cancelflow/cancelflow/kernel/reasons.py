@@ -17,6 +17,11 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "The payment was already cancelled outside cancelflow (e.g. in KCP's merchant "
         "admin), so the amount asked for is no longer there; see the payment's external cancel.",
     },
+    "CANCELLED_AT_KCP": {
+        "ko": "cancelflow 밖(예: KCP 상점관리자)에서 취소되어 KCP의 통보로 기록되었습니다.",
+        "en": "Cancelled outside cancelflow (e.g. in KCP's merchant admin); "
+        "recorded from KCP's notification.",
+    },
     "NOT_DEPOSITED": {
         "ko": "가상계좌 입금 전인 결제입니다. 입금이 확인된 뒤에 취소할 수 있습니다.",
         "en": "The virtual account has not been paid into yet; "
