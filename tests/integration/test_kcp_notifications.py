@@ -199,3 +199,24 @@ def _success_page() -> str:
 @pytest.fixture(autouse=True)
 def _no_faults(sandbox: Sandbox) -> None:
     http("DELETE", f"{sandbox.url}/_sandbox/faults")
+
+
+def test_a_notification_cancelflow_does_not_act_on_is_kept_answered_and_changes_nothing(
+    stack: LocalStack, shop: ShopClient, paid: dict[str, Any]
+) -> None:
+    form = {"site_cd": "T0000", "tno": paid["tno"], "order_no": paid["order_id"]}
+    form |= {"tx_cd": "TX03", "tx_tm": "20261203120000", "waybill_no": "6012345678901"}
+
+    assert _post_from("127.0.0.1", stack.env["KCP_NOTIFY_URL"], form) == (200, _success_page())
+
+    detail = shop.payment(paid["tno"])
+    assert (detail["status"], detail["balance"], detail["cancellations"]) == ("PAID", 15000, [])
+    kept = stack.client("dynamodb").get_item(
+        TableName=stack.env["TABLE_NAME"],
+        Key={
+            "PK": {"S": f"SHOP#demo-shop#KCPNOTI#{parse(urllib.parse.urlencode(form)).notice_id}"},
+            "SK": {"S": "KCP_NOTIFICATION"},
+        },
+    )["Item"]
+    assert (kept["tx_cd"]["S"], kept["verdict"]["S"]) == ("TX03", "KEPT")
+    assert kept["form"]["M"]["waybill_no"]["S"] == "6012345678901"
