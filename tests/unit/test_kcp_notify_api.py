@@ -13,7 +13,9 @@ def test_the_resource_policy_allows_only_the_kcp_sender_parameter() -> None:
     api = TEMPLATE.resources["KcpNotifyApi"]["Properties"]
     (statement,) = api["Auth"]["ResourcePolicy"]["CustomStatements"]
     assert statement["Effect"] == "Allow" and statement["Action"] == "execute-api:Invoke"
-    assert statement["Condition"] == {"IpAddress": {"aws:SourceIp": {"Ref": "KcpNotifySourceIps"}}}
+    assert statement["Condition"] == {
+        "IpAddress": {"aws:SourceIp": {"Fn::Split": [",", {"Ref": "KcpNotifySourceIps"}]}}
+    }
     default = TEMPLATE.doc["Parameters"]["KcpNotifySourceIps"]["Default"].split(",")
     assert {"210.122.73.58/32", "203.238.36.173/32", "203.238.36.178/32"} <= set(default)
 
