@@ -203,7 +203,7 @@ def test_a_declined_card_walks_the_dunning_schedule_to_suspended_with_emails(
     declines = [m for m in mails if "거절" in subject(m)]
     suspended = [m for m in mails if "중지" in subject(m)]
     assert [recipient(m) for m in declines] == [sub["customer_email"]] * 3
-    assert "2033-01-11" in declines[0] and "2033-01-17" in declines[2]
+    assert "2033년 1월 11일" in declines[0] and "2033년 1월 17일" in declines[2]
     assert sorted(recipient(m) for m in suspended) == sorted(
         [sub["customer_email"], "shop@demo-shop.example"]
     )
