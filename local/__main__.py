@@ -18,22 +18,19 @@ def main() -> None:
     )
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 5000)))
     parser.add_argument("--inbox-port", type=int, default=int(os.environ.get("INBOX_PORT", 3002)))
-    args = parser.parse_args()
-    stack = LocalStack(
-        ports={
-            "api": args.api_port,
-            "sandbox": args.sandbox_port,
-            "moto": args.aws_port,
-            "inbox": args.inbox_port,
-        }
+    parser.add_argument(
+        "--kcp-notify-port", type=int, default=int(os.environ.get("KCP_NOTIFY_PORT", 3003))
     )
+    args = parser.parse_args()
+    ports = {"api": args.api_port, "sandbox": args.sandbox_port, "moto": args.aws_port}
+    stack = LocalStack(ports=ports | {"inbox": args.inbox_port, "kcp_notify": args.kcp_notify_port})
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
         signal.signal(sig, lambda *_: stopped.set())
     env = stack.start()
     print("cancelflow local stack is up (Ctrl-C stops it)\n")
-    shown = ("API_URL", "SANDBOX_URL", "AWS_ENDPOINT_URL", "SHOP_API_KEY", "SHOP_B_API_KEY")
-    for name in (*shown, "WEBHOOK_INBOX_URL"):
+    shown = ("API_URL", "SANDBOX_URL", "KCP_NOTIFY_URL", "AWS_ENDPOINT_URL")
+    for name in (*shown, "SHOP_API_KEY", "SHOP_B_API_KEY", "WEBHOOK_INBOX_URL"):
         print(f"  {name}={env[name]}")
     print(f"\n  mail:      {env['MAIL_DIR']}/")
     print("  settings:  source .local/stack.env\n", flush=True)

@@ -1,14 +1,17 @@
 """Serve the template's REST API on 127.0.0.1, as `sam local start-api` does with Docker.
 
 HTTP requests become API Gateway proxy events for the function the template routes them to,
-after the template's TOKEN authorizer allowed them and within the template's throttling: the
-stage's default limits and, per usage key the authorizer names, the usage plan's rate and burst
-(token buckets, as API Gateway meters them). The gateway's own refusals use the template's
-GatewayResponses (problem+json), so local and deployed answers match.
+after the API's resource policy admitted the caller's address (aws:SourceIp, the peer's
+address as the local server sees it) and the template's TOKEN authorizer allowed them, and
+within the template's throttling: the stage's default limits and, per usage key the
+authorizer names, the usage plan's rate and burst (token buckets, as API Gateway meters them).
+The gateway's own refusals use the template's GatewayResponses (problem+json), so local and
+deployed answers match.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import threading
@@ -83,6 +86,7 @@ class LocalApi:
         default = auth.get("DefaultAuthorizer")
         self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
         self.api_key_required = bool(auth.get("ApiKeyRequired"))
+        self.resource_policy = _resource_policy(self.api)
         self.stage_bucket = _stage_bucket(self.api)
         self.plans = template.usage_plans(api_id)
         self.buckets: dict[str, TokenBucket] = {}  # per usage key, as a usage plan meters
@@ -171,8 +175,23 @@ class LocalApi:
             return "INVALID_API_KEY"  # a key that no usage plan holds answers the same
         return {"principalId": policy.get("principalId")} | policy.get("context", {}), usage_key
 
+    def admits(self, source_ip: str) -> bool:
+        """As API Gateway evaluates a resource policy's aws:SourceIp conditions: an explicit
+        Deny wins, else an Allow is needed (no policy at all lets everyone in)."""
+        if self.resource_policy is None:
+            return True
+        matching = [s for s in self.resource_policy if _source_matches(s, source_ip)]
+        if any(s.get("Effect") == "Deny" for s in matching):
+            return False
+        return any(s.get("Effect") == "Allow" for s in matching)
+
     def handle(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
         path = parts.path
@@ -190,6 +209,8 @@ class LocalApi:
         if route is None:
             # API Gateway answers an unknown route before any authorizer runs.
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
+        if not self.admits(source_ip):
+            return self.gateway_response("ACCESS_DENIED", request_id)
         authorized = self.authorize(headers, method, path)
         if isinstance(authorized, str):
             return self.gateway_response(authorized, request_id)
@@ -216,7 +237,7 @@ class LocalApi:
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": ACCOUNT,
                 "apiId": "local",
-                "identity": {"sourceIp": "127.0.0.1"},
+                "identity": {"sourceIp": source_ip},
                 "authorizer": authorizer_context,
             },
             "body": body.decode("utf-8", errors="replace") if body else None,
@@ -248,7 +269,9 @@ class LocalApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k: v for k, v in self.headers.items()}
-                status, out_headers, out = api.handle(self.command, self.path, headers, body)
+                status, out_headers, out = api.handle(
+                    self.command, self.path, headers, body, source_ip=self.client_address[0]
+                )
                 self.send_response(status)
                 for name, value in out_headers.items():
                     if name.lower() not in ("content-length", "connection"):
@@ -270,6 +293,35 @@ class LocalApi:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+
+
+def _resource_policy(api: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The statements of the API's resource policy (SAM's Auth.ResourcePolicy), or None."""
+    policy = api.get("Auth", {}).get("ResourcePolicy")
+    if not policy:
+        return None
+    statements = list(policy.get("CustomStatements", []))
+    if policy.get("IpRangeWhitelist"):
+        allowed = {"IpAddress": {"aws:SourceIp": policy["IpRangeWhitelist"]}}
+        statements.append({"Effect": "Allow", "Condition": allowed})
+    if policy.get("IpRangeBlacklist"):
+        denied = {"IpAddress": {"aws:SourceIp": policy["IpRangeBlacklist"]}}
+        statements.append({"Effect": "Deny", "Condition": denied})
+    return statements
+
+
+def _source_matches(statement: dict[str, Any], source_ip: str) -> bool:
+    """Whether the statement's aws:SourceIp conditions (IpAddress, NotIpAddress) hold."""
+    address = ipaddress.ip_address(source_ip)
+    for operator, tests in statement.get("Condition", {}).items():
+        ranges = tests.get("aws:SourceIp")
+        if ranges is None:
+            continue
+        ranges = [ranges] if isinstance(ranges, str) else ranges
+        inside = any(address in ipaddress.ip_network(r.strip(), strict=False) for r in ranges if r)
+        if (operator == "IpAddress" and not inside) or (operator == "NotIpAddress" and inside):
+            return False
+    return True
 
 
 def _stage_bucket(api: dict[str, Any]) -> TokenBucket | None:

@@ -6,6 +6,18 @@ KCP endpoints (JSON in/out, HTTP 200 with res_cd/res_msg for every business answ
     POST /gw/hub/v1/payment   batch charge; a reused ordr_idxx answers 8338
 Admin endpoints (JSON) under /_sandbox/: merchants, payments, batch-keys, charges, faults, calls.
 
+KCP's notifications (공통 통보): each merchant's common URL (POST /_sandbox/merchants/{site_cd}/
+common-url {"url"}) receives a form POST, sent again until it answers KCP's success page
+(result 0000), for:
+    POST /_sandbox/payments/{tno}/admin-cancel   the merchant cancels in KCP's admin, full or
+                                                 {"amount": n}: TX06, or TX01 (a virtual-account
+                                                 refund); {"notify": false} keeps it unsent
+    POST /_sandbox/payments/{tno}/deposit        the customer pays into a virtual account made
+                                                 with {"deposited": false}: TX00
+    GET  /_sandbox/notifications[/{id}]          each one, its form, every delivery and answer
+    POST /_sandbox/notifications/{id}/send       send it (again), as KCP's resend would
+Field names beyond KCP's samples (TX05/TX06's mod_mny, rem_mny, …) are the sandbox's guess.
+
 Fault modes (POST /_sandbox/faults; apply to the next `times` matching KCP calls):
     latency_ms           wait `value` ms, then answer normally
     http_500             answer HTTP 500; nothing applied
@@ -35,6 +47,9 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -147,6 +162,7 @@ class Merchant:
     key_password: str
     batch_group_id: str
     public_key: rsa.RSAPublicKey
+    common_url: str = ""  # where KCP sends this merchant's notifications (공통 URL)
 
     def credentials(self) -> dict[str, str]:
         return {
@@ -177,9 +193,12 @@ class Payment:
     card_name: str = ""
     cancels: list[dict[str, Any]] = field(default_factory=list)
     partial_count: int = 0
+    awaiting_deposit: bool = False  # a virtual account issued, not paid into yet
 
     @property
     def status(self) -> str:
+        if self.awaiting_deposit:
+            return "AWAITING_DEPOSIT"  # (sandbox; KCP's inquiry status unconfirmed)
         if self.balance == 0:
             return "CANCELLED"
         return "PAID" if self.balance == self.amount else "PARTIAL_CANCELLED"
@@ -248,6 +267,8 @@ class KcpLedger:
         self.orders: dict[tuple[str, str], str] = {}  # (site_cd, ordr_idxx) -> tno
         self.faults: list[Fault] = []
         self.calls: list[dict[str, Any]] = []
+        self.notifications: dict[str, dict[str, Any]] = {}  # id -> form, url, deliveries
+        self.wait: Any = time.sleep  # between resends (the sandbox makes stop() cut it short)
         self._tno_seq = secrets.randbelow(500_000)
 
     # --- merchants ------------------------------------------------------------------------------
@@ -312,6 +333,9 @@ class KcpLedger:
                 raise BadInput("BAD_APPROVED_AT", "approved_at must be an ISO 8601 time") from exc
             if approved_at.tzinfo is None:
                 approved_at = approved_at.replace(tzinfo=KST)  # a naive time is read as KST
+        deposited = body.get("deposited", True)
+        if not isinstance(deposited, bool) or (not deposited and method != "VIRTUAL_ACCOUNT"):
+            raise BadInput("BAD_DEPOSITED", "deposited: false is only for a VIRTUAL_ACCOUNT")
         site_cd = body.get("site_cd", "T0000")
         strings = {}
         for name in ("product_name", "buyer_name", "buyer_email", "order_id"):
@@ -339,6 +363,7 @@ class KcpLedger:
                 tax_free_balance=tax_free,
                 card_cd="CCLG" if method == "CARD" else "",
                 card_name="신한카드" if method == "CARD" else "",
+                awaiting_deposit=not deposited,
             )
             self.payments[tno] = payment
             return payment.summary()
@@ -420,6 +445,158 @@ class KcpLedger:
         with self.lock:
             return [dict(c) for c in self.calls if kind in (None, "", c["path"])]
 
+    # --- notifications (공통 통보) ---------------------------------------------------------------
+
+    def set_common_url(self, site_cd: str, url: str) -> dict[str, str]:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise BadInput("BAD_URL", "url must be an http(s) URL")
+        with self.lock:
+            merchant = self.merchants.get(site_cd)
+            if merchant is None:
+                raise BadInput("UNKNOWN_SITE_CD", f"register merchant {site_cd!r} first")
+            merchant.common_url = url
+        return {"site_cd": site_cd, "common_url": url}
+
+    def admin_cancel(self, tno: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The merchant cancels in KCP's admin (not through the API): applied, then notified."""
+        with self.lock:
+            payment = self._payment(tno)
+            if payment.awaiting_deposit or payment.balance == 0:
+                raise BadInput("NOTHING_TO_CANCEL", "nothing is left to cancel")
+            amount = body.get("amount", payment.balance)
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+                raise BadInput("BAD_AMOUNT", "amount must be an integer > 0 (KRW)")
+            if amount > payment.balance:
+                raise BadInput("OVER_BALANCE", f"only {payment.balance} is left")
+            partial = amount < payment.balance
+            refund = payment.method in REFUND_METHODS
+            mod_type = (
+                ("STPD" if partial else "STHD") if refund else ("STPC" if partial else "STSC")
+            )
+            free = min(payment.tax_free_balance, amount) if not partial else 0
+            payment.balance -= amount
+            payment.tax_free_balance = max(0, min(payment.tax_free_balance - free, payment.balance))
+            seq = ""
+            if partial:
+                payment.partial_count += 1
+                seq = f"{payment.partial_count:04d}"
+            canc_time = _kcp_time(_now())
+            payment.cancels.append(
+                {
+                    "mod_type": mod_type,
+                    "amount": amount,
+                    "balance_after": payment.balance,
+                    "seq_no": seq,
+                    "canc_time": canc_time,
+                    "refund_account": None,
+                    "by": "ADMIN",
+                }
+            )
+            form = self._form(payment, "TX01" if payment.method == "VIRTUAL_ACCOUNT" else "TX06")
+            form["tx_tm"] = canc_time
+            if form["tx_cd"] == "TX01":
+                form |= {"refund_nm": payment.buyer_name, "refund_mny": str(amount)}
+                form["bank_code"] = "BK04"
+            form |= {"mod_type": mod_type, "mod_mny": str(amount), "rem_mny": str(payment.balance)}
+            form["mod_pcan_seq_no"] = seq
+            notice = self._notice(payment, form)
+        if body.get("notify", True):
+            self.deliver(notice["id"])
+        return self.notification(notice["id"]) or notice
+
+    def deposit(self, tno: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The customer pays into a virtual account: it becomes paid, then KCP notifies TX00."""
+        with self.lock:
+            payment = self._payment(tno)
+            if not payment.awaiting_deposit:
+                raise BadInput("NOT_AWAITING_DEPOSIT", "not a virtual account awaiting its deposit")
+            payment.awaiting_deposit = False
+            form = self._form(payment, "TX00")
+            form |= {
+                "ipgm_name": payment.buyer_name,
+                "remitter": str(body.get("remitter") or payment.buyer_name),
+                "ipgm_mnyx": str(payment.amount),
+                "totl_mnyx": str(payment.amount),
+                "ipgm_time": form["tx_tm"],
+                "bank_code": "BK04",
+                "account": "T" + payment.tno[-9:],
+                "op_cd": "00",
+                "noti_id": form["tx_tm"] + secrets.token_hex(3),
+            }
+            notice = self._notice(payment, form)
+        if body.get("notify", True):
+            self.deliver(notice["id"])
+        return self.notification(notice["id"]) or notice
+
+    def _payment(self, tno: str) -> Payment:
+        payment = self.payments.get(tno)
+        if payment is None:
+            raise BadInput("UNKNOWN_TNO", "no payment with this tno")
+        return payment
+
+    @staticmethod
+    def _form(payment: Payment, tx_cd: str) -> dict[str, str]:
+        return {
+            "site_cd": payment.site_cd,
+            "tno": payment.tno,
+            "order_no": payment.order_id,
+            "tx_cd": tx_cd,
+            "tx_tm": _kcp_time(_now()),
+        }
+
+    def _notice(self, payment: Payment, form: dict[str, str]) -> dict[str, Any]:
+        notice: dict[str, Any] = {
+            "id": f"noti_{len(self.notifications) + 1:06d}",
+            "site_cd": payment.site_cd,
+            "tno": payment.tno,
+            "tx_cd": form["tx_cd"],
+            "form": form,
+            "url": "",
+            "answered": False,
+            "deliveries": [],
+        }
+        self.notifications[notice["id"]] = notice
+        return notice
+
+    def notification(self, notice_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            notice = self.notifications.get(notice_id)
+            return json.loads(json.dumps(notice)) if notice else None
+
+    def notification_list(self) -> list[dict[str, Any]]:
+        with self.lock:
+            found: list[dict[str, Any]] = json.loads(json.dumps(list(self.notifications.values())))
+            return found
+
+    def deliver(self, notice_id: str) -> dict[str, Any]:
+        """Send it to the merchant's common URL now, and again until KCP's success page comes
+        back (in the background, a few times over about a minute; KCP's own schedule is not
+        published)."""
+        with self.lock:
+            notice = self.notifications.get(notice_id)
+            if notice is None:
+                raise BadInput("UNKNOWN_NOTIFICATION", "no notification with this id")
+            merchant = self.merchants[notice["site_cd"]]
+            if not merchant.common_url:
+                raise BadInput("NO_COMMON_URL", "the merchant registered no common URL")
+            notice["url"] = merchant.common_url
+            notice["answered"] = False
+        threading.Thread(target=self._send_until_answered, args=(notice_id,), daemon=True).start()
+        return {"id": notice_id, "sending": True}
+
+    def _send_until_answered(self, notice_id: str) -> None:
+        for delay in RESEND_DELAYS:
+            with self.lock:
+                notice = self.notifications[notice_id]
+                url, form = notice["url"], dict(notice["form"])
+            delivery = _post_form(url, form)
+            with self.lock:
+                notice["deliveries"].append(delivery)
+                if delivery["taken"]:
+                    notice["answered"] = True
+                    return
+            self.wait(delay)
+
     # --- KCP ------------------------------------------------------------------------------------
 
     def handle(self, kind: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -439,6 +616,8 @@ class KcpLedger:
         payment = self.payments.get(str(tno))
         if payment is None or payment.site_cd != site_cd:
             return _answer("UNKNOWN_TNO")
+        if payment.awaiting_deposit:
+            return _answer("BAD_REQUEST")  # nothing paid in to refund
         if payment.balance == 0:
             return _answer("ALREADY_CANCELLED")
         now = _now()
@@ -538,7 +717,7 @@ class KcpLedger:
             tno=payment.tno,
             pay_type=pay_type,
             amount=str(payment.amount),
-            rem_mny=str(payment.balance),
+            rem_mny="0" if payment.awaiting_deposit else str(payment.balance),
             status=payment.status,
         )
 
@@ -610,6 +789,34 @@ class KcpLedger:
             card_cd=payment.card_cd,
             card_name=payment.card_name,
         )
+
+
+RESEND_DELAYS = (0.2, 0.5, 1, 2, 4, 8, 15, 30)  # then KCP gives up (its real schedule: unknown)
+_RESULT = re.compile(r'<input[^>]*name="result"[^>]*value="([^"]*)"', re.IGNORECASE)
+
+
+def _post_form(url: str, form: dict[str, str]) -> dict[str, Any]:
+    """One delivery of a notification, as KCP posts it (urlencoded, EUC-KR: KCP's sample pages
+    are EUC-KR; unconfirmed), and whether the answer was KCP's success page."""
+    data = urllib.parse.urlencode(form, encoding="euc-kr").encode("ascii")
+    request = urllib.request.Request(  # noqa: S310 (the merchant's URL, set by an admin call)
+        url,
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=euc-kr"},
+    )
+    delivery: dict[str, Any] = {"time": _now().isoformat(), "status": None, "result": ""}
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            delivery["status"], text = answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as refused:
+        delivery["status"], text = refused.code, refused.read().decode("utf-8", "replace")
+    except OSError as error:
+        delivery["error"], text = type(error).__name__, ""
+    found = _RESULT.search(text)
+    delivery["result"] = found.group(1) if found else ""
+    delivery["taken"] = delivery["status"] == 200 and delivery["result"] == "0000"
+    return delivery
 
 
 def _new_merchant(site_cd: str) -> Merchant:
@@ -775,6 +982,23 @@ class _Handler(BaseHTTPRequestHandler):
                     self._problem(404, "UNKNOWN_TNO", "no payment with this tno")
                 else:
                     self._json(200, state)
+            elif verb == "POST" and re.fullmatch(r"/_sandbox/merchants/[^/]+/common-url", path):
+                site_cd = path.split("/")[3]
+                self._json(200, ledger.set_common_url(site_cd, str(body.get("url") or "")))
+            elif verb == "POST" and re.fullmatch(r"/_sandbox/payments/\d+/admin-cancel", path):
+                self._json(202, ledger.admin_cancel(path.split("/")[3], body))
+            elif verb == "POST" and re.fullmatch(r"/_sandbox/payments/\d+/deposit", path):
+                self._json(202, ledger.deposit(path.split("/")[3], body))
+            elif verb == "GET" and path == "/_sandbox/notifications":
+                self._json(200, ledger.notification_list())
+            elif verb == "GET" and path.startswith("/_sandbox/notifications/"):
+                notice = ledger.notification(path.rsplit("/", 1)[1])
+                if notice is None:
+                    self._problem(404, "UNKNOWN_NOTIFICATION", "no notification with this id")
+                else:
+                    self._json(200, notice)
+            elif verb == "POST" and re.fullmatch(r"/_sandbox/notifications/[^/]+/send", path):
+                self._json(202, ledger.deliver(path.split("/")[3]))
             elif verb == "POST" and path == "/_sandbox/batch-keys":
                 self._json(201, ledger.issue_batch_key(body))
             elif verb == "GET" and path == "/_sandbox/charges":
@@ -869,6 +1093,8 @@ class KcpSandbox:
         if self._server is not None:
             return self.url
         self.stopping = threading.Event()
+        stopping = self.stopping
+        self.ledger.wait = lambda seconds: stopping.wait(seconds)
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -906,6 +1132,10 @@ class KcpSandbox:
         key_password, batch_group_id."""
         return self.ledger.register_merchant(site_cd)
 
+    def set_common_url(self, site_cd: str, url: str) -> dict[str, str]:
+        """Register the merchant's common notification URL (KCP's merchant admin does)."""
+        return self.ledger.set_common_url(site_cd, url)
+
 
 class SandboxProcess:
     """The sandbox in a process of its own (`python -m local.kcp_sandbox`), driven over HTTP:
@@ -937,6 +1167,10 @@ class SandboxProcess:
 
     def register_merchant(self, site_cd: str) -> dict[str, str]:
         return self.admin("POST", "/_sandbox/merchants", {"site_cd": site_cd})  # type: ignore[no-any-return]
+
+    def set_common_url(self, site_cd: str, url: str) -> dict[str, str]:
+        path = f"/_sandbox/merchants/{site_cd}/common-url"
+        return self.admin("POST", path, {"url": url})  # type: ignore[no-any-return]
 
     def admin(self, verb: str, path: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(  # noqa: S310 (loopback, http)

@@ -62,7 +62,9 @@ class LocalStack:
         sandbox_process: bool = False,
     ) -> None:
         self.state_dir = state_dir
-        self.ports = {"moto": 0, "api": 0, "sandbox": 0, "inbox": 0} | (ports or {})
+        self.ports = {"moto": 0, "api": 0, "sandbox": 0, "inbox": 0, "kcp_notify": 0} | (
+            ports or {}
+        )
         self.parameter_overrides = parameters or {}
         self.isolate = isolate  # each function in worker processes of its own (benches)
         self.sandbox_process = sandbox_process  # the KCP sandbox in its own process (benches)
@@ -77,6 +79,7 @@ class LocalStack:
         self._moto: Any = None
         self._in_process: Any = None
         self.api: LocalApi | None = None
+        self.kcp_notify_api: LocalApi | None = None
         self.sandbox: Any = None
         self.lambdas: LocalLambdas | None = None
         self.template: Template | None = None
@@ -118,6 +121,8 @@ class LocalStack:
                 # Webhooks to the local inbox (loopback, plain HTTP), retried quickly.
                 "WebhookAllowLoopback": "true",
                 "WebhookRetryBaseSeconds": "2",
+                # KCP's notifications come from the sandbox, on this machine.
+                "KcpNotifySourceIps": "127.0.0.1/32",
             }
             | self.parameter_overrides
         )
@@ -140,11 +145,15 @@ class LocalStack:
 
         self.api = LocalApi(self.template, self.lambdas)
         api_url = self.api.start(port=self.ports["api"])
-        self._seed_shops()
+        self.kcp_notify_api = LocalApi(self.template, self.lambdas, api_id="KcpNotifyApi")
+        kcp_notify_url = self.kcp_notify_api.start(port=self.ports["kcp_notify"])
+        kcp_notify_url += "/kcp/notifications"
+        self._seed_shops(kcp_notify_url)
         machines = self.template.state_machines()
         self.env = {
             "API_URL": api_url,
             "SANDBOX_URL": sandbox_url,
+            "KCP_NOTIFY_URL": kcp_notify_url,
             "AWS_ENDPOINT_URL": aws_url,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
@@ -218,14 +227,19 @@ class LocalStack:
         for identity in self.template.email_identities():
             ses.create_email_identity(EmailIdentity=identity)
 
-    def _seed_shops(self) -> None:
-        """Two demo shops, each with its own API key and KCP merchant at the sandbox."""
+    def _seed_shops(self, kcp_notify_url: str) -> None:
+        """Two demo shops, each with its own API key and KCP merchant at the sandbox, whose
+        common notification URL (공통 URL) is the local notification API."""
+        from cancelflow.adapters.dynamodb.notifications import DynamoNotifications
         from cancelflow.adapters.dynamodb.store import DynamoStore
         from cancelflow.shops.model import Shop
         from cancelflow.shops.policy import default_policy
 
         assert self.template
         store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))
+        notifications = DynamoNotifications(
+            self.client("dynamodb"), self.template.physical_name("Ledger")
+        )
         prefix = self.template.parameters["KcpSecretPrefix"]
         smgr = self.client("secretsmanager")
         seeds = [
@@ -238,6 +252,8 @@ class LocalStack:
             smgr.create_secret(Name=secret_id, SecretString=json.dumps(credentials))
             api_key = "sk_test_" + secrets.token_urlsafe(24)
             store.put_shop(Shop(shop_id, name, email, secret_id), [api_key])
+            notifications.link_site(site_cd, shop_id)
+            self.sandbox.set_common_url(site_cd, kcp_notify_url)
             if language != default_policy().email_language:
                 policy = replace(default_policy(), email_language=language, version=2)
                 store.put_policy(shop_id, policy, replaces=1, at=datetime.now(UTC))
@@ -252,6 +268,8 @@ class LocalStack:
             self.inbox.stop()
         if self.api:
             self.api.stop()
+        if self.kcp_notify_api:
+            self.kcp_notify_api.stop()
         if self.sandbox:
             self.sandbox.stop()
         if self._in_process:

@@ -137,14 +137,16 @@ def test_concurrent_partial_cancels_never_refund_more_than_was_paid(
                 range(3),
             )
         )
-    assert [a.status for a in accepted] == [202, 202, 202]
-
-    outcomes = [shop.outcome(a.body["cancellation_id"]) for a in accepted]
-
+    # A request that arrives after two others hold 8,000 may be refused at once (the API answers
+    # what is clearly ineligible now); otherwise the workflow rejects it. Either way, one loses.
+    refused = [a for a in accepted if a.status != 202]
+    assert all(a.status == 422 and a.code == "AMOUNT_EXCEEDS_BALANCE" for a in refused)
+    assert len(refused) <= 1, [a.body for a in accepted]
+    outcomes = [shop.outcome(a.body["cancellation_id"]) for a in accepted if a.status == 202]
     statuses = sorted(o["status"] for o in outcomes)
-    assert statuses == ["REJECTED", "SUCCEEDED", "SUCCEEDED"]
-    loser = next(o for o in outcomes if o["status"] == "REJECTED")
-    assert [r["code"] for r in loser["reasons"]] == ["AMOUNT_EXCEEDS_BALANCE"]
+    assert statuses == ["REJECTED", "SUCCEEDED", "SUCCEEDED"][len(refused) :]
+    for loser in (o for o in outcomes if o["status"] == "REJECTED"):
+        assert [r["code"] for r in loser["reasons"]] == ["AMOUNT_EXCEEDS_BALANCE"]
     at_kcp = sandbox.state(payment["tno"])
     assert at_kcp["balance"] == 2000
     assert [c["amount"] for c in at_kcp["cancels"]] == [4000, 4000]

@@ -19,10 +19,11 @@ RANKS = {
     "payments": 3,
     "cancellations": 4,
     "subscriptions": 5,
-    "webhooks": 6,
-    "adapters": 7,
-    "http": 8,
-    "runtime": 9,
+    "notifications": 6,  # KCP's notifications: act on payments and record external cancels
+    "webhooks": 7,
+    "adapters": 8,
+    "http": 9,
+    "runtime": 10,
 }
 
 

@@ -15,6 +15,7 @@ from cancelflow.adapters import aws
 from cancelflow.kernel.clock import SystemClock
 
 if TYPE_CHECKING:  # each Lambda imports only the adapters it uses: cold starts stay short
+    from cancelflow.adapters.dynamodb.notifications import DynamoNotifications
     from cancelflow.adapters.dynamodb.store import DynamoStore
     from cancelflow.adapters.s3 import S3Exporter
     from cancelflow.adapters.ses import SesMailer
@@ -37,6 +38,13 @@ def store() -> DynamoStore:
     from cancelflow.adapters.dynamodb.store import DynamoStore
 
     return DynamoStore(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+@cache
+def notifications() -> DynamoNotifications:
+    from cancelflow.adapters.dynamodb.notifications import DynamoNotifications
+
+    return DynamoNotifications(aws.client("dynamodb"), setting("TABLE_NAME"))
 
 
 @cache

@@ -2,7 +2,10 @@
 
 The rules, in the order a decision reads them (every rule that fails is reported):
 
-1. Nothing left on the payment: ALREADY_CANCELLED, and nothing else is checked.
+1. Nothing paid yet (a virtual account awaiting its deposit): NOT_DEPOSITED. Nothing left on
+   the payment: ALREADY_CANCELLED, and nothing else is checked. Where a cancel made outside
+   cancelflow (KCP's notification) took what the request needed, the reason says so instead
+   of ALREADY_CANCELLED or AMOUNT_EXCEEDS_BALANCE: CANCELLED_EXTERNALLY.
 2. What is asked: an amount, the removed items' price x quantity (one breakdown line each,
    naming the item), or all that is left; more than 0 and at most what is available (the
    balance minus what other cancels hold). An item an earlier cancel removed (or holds) cannot
@@ -108,8 +111,13 @@ def decide(payment: Payment, ask: CancelAsk, policy: ShopPolicy, now: datetime) 
     """Judge a cancel request by the payment's facts, the shop's policy and the time `now`."""
     if now.tzinfo is None:
         raise ValueError("naive datetime: time must be timezone-aware")
+    if payment.status is PaymentStatus.AWAITING_DEPOSIT:
+        return Decision(False, reasons=("NOT_DEPOSITED",), policy_version=policy.version)
     if payment.status is PaymentStatus.CANCELLED or payment.balance == 0:
-        return Decision(False, reasons=("ALREADY_CANCELLED",), policy_version=policy.version)
+        nothing_left = (
+            "CANCELLED_EXTERNALLY" if payment.externally_cancelled else "ALREADY_CANCELLED"
+        )
+        return Decision(False, reasons=(nothing_left,), policy_version=policy.version)
 
     reasons: list[str] = []
     requested = _requested(payment, ask, reasons)
@@ -156,7 +164,9 @@ def _requested(payment: Payment, ask: CancelAsk, reasons: list[str]) -> list[Bre
         lines = [BreakdownLine("REQUESTED", ask.amount)]
     total = sum(line.amount for line in lines)
     if payment.available <= 0 or total > payment.available:
-        reasons.append("AMOUNT_EXCEEDS_BALANCE")
+        # Had the external cancel not taken it, would it have fitted? Then that is the reason.
+        external = 0 < total <= payment.available + payment.externally_cancelled
+        reasons.append("CANCELLED_EXTERNALLY" if external else "AMOUNT_EXCEEDS_BALANCE")
         return []
     if total <= 0:
         reasons.append("INVALID_AMOUNT")

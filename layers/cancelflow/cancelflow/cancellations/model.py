@@ -22,7 +22,7 @@ class CancellationStatus(StrEnum):
     SENDING = "SENDING"  # journaled and sent to KCP; fate known only after the answer
     RECONCILING = "RECONCILING"  # the answer was unknown; asking KCP what happened
     SUCCEEDED = "SUCCEEDED"
-    REJECTED = "REJECTED"  # not eligible; nothing was sent
+    REJECTED = "REJECTED"  # not eligible (or cancelled outside cancelflow first): nothing moved
     FAILED = "FAILED"  # KCP refused, or nothing was applied; the hold is released
     NEEDS_REVIEW = "NEEDS_REVIEW"  # KCP's answer is not known: still open, hold and lock kept
 

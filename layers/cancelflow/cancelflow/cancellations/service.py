@@ -45,6 +45,7 @@ from cancelflow.cancellations.ports import (
     InsufficientBalance,
 )
 from cancelflow.cancellations.steps import Next, Step, Verdict
+from cancelflow.kcp import codes
 from cancelflow.kcp.port import (
     CancelAnswer,
     CancelOrder,
@@ -325,6 +326,11 @@ def send(
         return _resume(store, gateway, clock, cancellation)  # a re-run: its result was lost
     if cancellation.status is not CancellationStatus.RESERVED:
         return _route_existing(cancellation) or {"next": Next.RECONCILE, "tries": 0}
+    payment = store.get_payment(shop_id, cancellation.tno)
+    if payment and payment.externally_cancelled and payment.balance < (cancellation.amount or 0):
+        # KCP's notification of a cancel made outside cancelflow came after the hold: what is
+        # left cannot cover it, so nothing is sent (KCP would refuse it).
+        return settle_with(CancellationStatus.REJECTED, "CANCELLED_EXTERNALLY")
     attempt = Attempt(
         seq=len(cancellation.attempts) + 1, kind="CANCEL", sent_at=clock.now(), dispatched=PENDING
     )
@@ -455,6 +461,10 @@ def _verdict(
             partial_seq=partial_seq,
             **gateway_fields,
         )
+    if outcome is Outcome.DECLINED and codes.taken_elsewhere(res_cd):
+        # KCP's balance was already cancelled outside cancelflow (its notification may not
+        # have come yet): nothing of ours moved, and asking again cannot help.
+        return settle_with(CancellationStatus.REJECTED, "CANCELLED_EXTERNALLY", **gateway_fields)
     if outcome is Outcome.DECLINED:
         return settle_with(CancellationStatus.FAILED, "GATEWAY_DECLINED", **gateway_fields)
     if outcome is Outcome.NOT_SENT:

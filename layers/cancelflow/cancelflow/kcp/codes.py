@@ -227,6 +227,17 @@ SANDBOX_CODES: frozenset[str] = frozenset(
 )
 
 
+# Refusals that mean KCP's balance is lower than ours: sent under the send lock, within our
+# balance, so something outside cancelflow (KCP's merchant admin) took it first. KCP's own
+# codes for "already cancelled" and "more than the balance" are unconfirmed: the sandbox's.
+TAKEN_ELSEWHERE: frozenset[str] = frozenset({"SB01", "SB02"})
+
+
+def taken_elsewhere(res_cd: str) -> bool:
+    """True when KCP refused a cancel because its balance was already (partly) cancelled."""
+    return res_cd in TAKEN_ELSEWHERE
+
+
 def category(res_cd: str) -> Category:
     """Category of a res_cd KCP answered; unknown codes in a well-formed answer are definitive."""
     info = CATALOGUE.get(res_cd)

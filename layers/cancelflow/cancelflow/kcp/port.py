@@ -83,6 +83,15 @@ class InquiryAnswer:
     res_msg: str = ""
     detail: str = ""
 
+    @property
+    def awaiting_deposit(self) -> bool:
+        """A virtual account issued and not paid into yet. The status KCP's inquiry gives such
+        a payment is unconfirmed: the sandbox's word, kept here only."""
+        return self.status in AWAITING_DEPOSIT_STATUSES
+
+
+AWAITING_DEPOSIT_STATUSES = frozenset({"AWAITING_DEPOSIT"})  # (sandbox; KCP's unconfirmed)
+
 
 @dataclass(frozen=True)
 class ChargeOrder:

@@ -11,6 +11,22 @@ REASONS: dict[str, dict[str, str]] = {
         "ko": "요청 금액이 취소 가능 잔액보다 큽니다.",
         "en": "The amount is more than the payment's cancellable balance.",
     },
+    "CANCELLED_EXTERNALLY": {
+        "ko": "이 결제는 cancelflow 밖(예: KCP 상점관리자)에서 이미 취소되어 "
+        "요청한 금액이 남아 있지 않습니다. 결제 내역의 외부 취소를 확인하세요.",
+        "en": "The payment was already cancelled outside cancelflow (e.g. in KCP's merchant "
+        "admin), so the amount asked for is no longer there; see the payment's external cancel.",
+    },
+    "CANCELLED_AT_KCP": {
+        "ko": "cancelflow 밖(예: KCP 상점관리자)에서 취소되어 KCP의 통보로 기록되었습니다.",
+        "en": "Cancelled outside cancelflow (e.g. in KCP's merchant admin); "
+        "recorded from KCP's notification.",
+    },
+    "NOT_DEPOSITED": {
+        "ko": "가상계좌 입금 전인 결제입니다. 입금이 확인된 뒤에 취소할 수 있습니다.",
+        "en": "The virtual account has not been paid into yet; "
+        "a cancel is possible once the deposit arrives.",
+    },
     "PAYMENT_NOT_FOUND": {
         "ko": "결제 정보를 찾을 수 없습니다.",
         "en": "The payment could not be found.",

@@ -14,6 +14,9 @@ from cancelflow.kcp.port import PayMethod
 
 
 class PaymentStatus(StrEnum):
+    # A virtual account issued but not paid into yet: nothing to refund (balance 0) until
+    # KCP's deposit notification (TX00) makes it PAID.
+    AWAITING_DEPOSIT = "AWAITING_DEPOSIT"
     PAID = "PAID"
     PARTIALLY_CANCELLED = "PARTIALLY_CANCELLED"
     CANCELLED = "CANCELLED"
@@ -58,6 +61,8 @@ class Payment:
     # Positions in `items` given back by a cancel that holds them or succeeded: the guard that
     # keeps an item from being removed twice (taken with the amount, given back on failure).
     removed_items: frozenset[int] = frozenset()
+    # Cancelled outside cancelflow (KCP's merchant admin), as KCP's notifications reported it.
+    externally_cancelled: int = 0
 
     def __post_init__(self) -> None:
         if self.balance < 0:
@@ -67,6 +72,8 @@ class Payment:
 
     @property
     def cancelled_amount(self) -> int:
+        if self.status is PaymentStatus.AWAITING_DEPOSIT:
+            return 0  # nothing was paid yet, so nothing was cancelled
         return self.amount - self.balance
 
     def same_registration(self, other: Payment) -> bool:

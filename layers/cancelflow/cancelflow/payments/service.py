@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cancelflow.kcp.port import Gateway, Outcome
+from cancelflow.kcp.port import Gateway, InquiryAnswer, Outcome
 from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.errors import Conflict, Problem
@@ -30,7 +30,11 @@ def register(
         )
     existing = store.get_payment(payment.shop_id, payment.tno)
     if existing is None:
-        verify_at_kcp(gateway, payment)
+        if verify_at_kcp(gateway, payment).awaiting_deposit:
+            # Nothing paid yet: nothing to refund until KCP's deposit notification (TX00).
+            payment = replace(
+                payment, status=PaymentStatus.AWAITING_DEPOSIT, balance=0, available=0
+            )
         if store.put_payment(payment):
             return payment, True
         existing = store.get_payment(payment.shop_id, payment.tno)
@@ -41,9 +45,10 @@ def register(
     return existing, False
 
 
-def verify_at_kcp(gateway: Gateway, payment: Payment) -> None:
+def verify_at_kcp(gateway: Gateway, payment: Payment) -> InquiryAnswer:
     """KCP's word before ours: the tno is this merchant's, for this amount and method, with
-    nothing cancelled yet (a cancel made before registering would make our balance wrong)."""
+    nothing cancelled yet (a cancel made before registering would make our balance wrong).
+    A virtual account not paid into yet has no balance to compare."""
     answer = gateway.inquire(payment.tno, payment.method)
     if answer.outcome is Outcome.DECLINED:  # unknown to this merchant, or not paid this way
         raise Problem(
@@ -60,7 +65,7 @@ def verify_at_kcp(gateway: Gateway, payment: Payment) -> None:
             ("amount", answer.amount, payment.amount),
             ("balance", answer.remaining_balance, payment.amount),
         )
-        if kcp != ours
+        if kcp != ours and not (name == "balance" and answer.awaiting_deposit)
     ]
     if differences:
         listed = ", ".join(f"{d['field']} {d['kcp']} at KCP" for d in differences)
@@ -69,6 +74,7 @@ def verify_at_kcp(gateway: Gateway, payment: Payment) -> None:
             f"KCP holds tno {payment.tno} otherwise: {listed}.",
             differences=differences,
         )
+    return answer
 
 
 def get(store: PaymentStore, shop_id: str, tno: str) -> Payment:

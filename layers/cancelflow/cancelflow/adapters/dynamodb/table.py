@@ -20,6 +20,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     GSI1 ShopTimeline (the shop's endpoints): SHOP#{shop}#WEBHOOKS / {created}#{id}
     delivery        PK SHOP#{shop}#WHE#{id}        SK DLV#{event id}  (one per endpoint and event)
                     GSI1 ShopTimeline (newest first): SHOP#{shop}#WHE#{id}#DLV / {created}#{event}
+    KCP site link   PK KCPSITE#{site_cd}           SK KCPSITE  (whose KCP notifications they are)
+    KCP notice      PK SHOP#{shop}#KCPNOTI#{id}    SK KCP_NOTIFICATION (notifications.py)
     subscription    PK SHOP#{shop}#SUB#{id}        SK SUBSCRIPTION
                     GSI1 ShopTimeline (a shop's list): SHOP#{shop}#SUBS / {created}#{id}
                     GSI3 SubscriptionsDue (sparse, while ACTIVE): DUE#{date}#{shard} / {shop}#{id}
@@ -157,6 +159,7 @@ def payment_item(p: Payment) -> dict[str, Any]:
         "fulfillment_at": text_of(p.fulfillment_at),
         "delivered_at": text_of(p.delivered_at),
         "removed_items": set(p.removed_items) or None,  # a number set (never empty in DynamoDB)
+        "externally_cancelled": p.externally_cancelled or None,
     }
 
 
@@ -183,6 +186,7 @@ def payment_from(i: dict[str, Any]) -> Payment:
         delivered_at=time_from(i.get("delivered_at")),
         in_flight=i.get("in_flight", ""),
         removed_items=frozenset(i.get("removed_items", ())),
+        externally_cancelled=i.get("externally_cancelled", 0),
     )
 
 
