@@ -24,6 +24,13 @@ DESCRIPTION = (
 # What Powertools documents that this API never sends: its own validation errors (every
 # refusal is problem+json, see cancelflow/api.py).
 POWERTOOLS_ONLY = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+# API Gateway's own answers (template.yaml GatewayResponses) quote the id in the body only.
+GATEWAY_STATUSES = (401, 403, 429)
+GATEWAY_REQUEST_ID = {
+    "description": "Not on API Gateway's own refusals: their body's request_id has it",
+    "required": False,
+    "schema": {"type": "string"},
+}
 HEADERS = {"idempotency-key": "Idempotency-Key", "accept-language": "Accept-Language"}
 REQUEST_ID = {
     "description": "The request's id: on every log line of it, and in problem bodies",
@@ -94,7 +101,9 @@ def _only_what_is_sent(doc: dict[str, Any]) -> None:
                         del answers[status]
                         continue
                     answer = answers[status] = json.loads(json.dumps(internal_error))
-                answer.setdefault("headers", {})["Request-Id"] = REQUEST_ID
+                answer.setdefault("headers", {})["Request-Id"] = (
+                    GATEWAY_REQUEST_ID if int(status) in GATEWAY_STATUSES else REQUEST_ID
+                )
             operation["responses"] = dict(sorted(answers.items()))
     for name in POWERTOOLS_ONLY:
         schemas.pop(name, None)
