@@ -81,6 +81,7 @@ def language(accept: str | None) -> str:
 
 @app.post(
     "/v1/payments",
+    operation_id="registerPayment",
     summary="Register an approved payment",
     description="Record a payment KCP approved at checkout. cancelflow asks KCP first: a tno, "
     "amount or method KCP does not hold is 422 PAYMENT_MISMATCH, listing what differs. "
@@ -103,6 +104,7 @@ def register_payment(body: PaymentIn) -> Response[out.Payment]:
 
 @app.get(
     "/v1/payments",
+    operation_id="listPayments",
     summary="Search the payment history",
     description="The shop's payments, newest first, filtered by approval time (KST days), "
     "amount, product name (case-insensitive substring), status, method, order id or buyer. "
@@ -136,6 +138,7 @@ def payment_history(
 
 @app.get(
     "/v1/payments/export",
+    operation_id="exportPayments",
     summary="Export payments as CSV",
     description="Every payment the filters match, as a CSV file (UTF-8 with BOM, so Excel shows "
     "Korean). Answers 303 See Other to a short-lived link; `curl -L` follows it.",
@@ -178,6 +181,7 @@ def _cancellations_of(tno: str, accept_language: str | None) -> tuple[object, li
 
 @app.get(
     "/v1/payments/<tno>",
+    operation_id="getPayment",
     summary="Read a payment",
     description="Amounts, balance, fulfillment, and every cancellation of the payment with each "
     "call made to KCP (its code, message and hint).",
@@ -193,6 +197,7 @@ def payment_detail(
 
 @app.get(
     "/v1/payments/<tno>/cancellations",
+    operation_id="listPaymentCancellations",
     summary="List a payment's cancellations",
     description="Every cancellation of one payment, oldest first, with their KCP attempts "
     "(one page: next_cursor is always null).",
@@ -208,6 +213,7 @@ def payment_cancellations(
 
 @app.patch(
     "/v1/payments/<tno>/fulfillment",
+    operation_id="updateFulfillment",
     summary="Update the goods' fulfillment",
     description="Move the goods along PROCESSING → SHIPPED → DELIVERED → RETURN_REQUESTED → "
     "RETURNED (a return can be withdrawn, a parcel refused at the door). The same status "
@@ -229,6 +235,7 @@ def update_fulfillment(tno: Annotated[Tno, Path()], body: FulfillmentIn) -> out.
 
 @app.post(
     "/v1/payments/<tno>/cancellations",
+    operation_id="requestCancellation",
     summary="Request a cancel (full or partial)",
     description="Without amount, cancels everything left; with amount or removed_items, a "
     "partial cancel. Answers 202 at once, status REQUESTED: the workflow decides, sends it to "
@@ -270,6 +277,7 @@ def request_cancellation(
 
 @app.get(
     "/v1/cancellations",
+    operation_id="listCancellations",
     summary="List the shop's cancellations",
     description="Newest first, filtered by creation time (KST days), status or tno; without "
     "their KCP attempts (read one by id for those). Follow next_cursor for more.",
@@ -299,6 +307,7 @@ def list_cancellations(
 
 @app.get(
     "/v1/cancellations/<cancellation_id>",
+    operation_id="getCancellation",
     summary="Read a cancellation's outcome",
     description="Status (SUCCEEDED, REJECTED, FAILED, NEEDS_REVIEW or still open), the refunded "
     "amount, the reasons, KCP's code, message and hint, every attempt, and the execution id. "
@@ -320,6 +329,7 @@ def _policy(policy: object) -> out.Policy:
 
 @app.get(
     "/v1/shop/policy",
+    operation_id="getPolicy",
     summary="Read the shop's cancel policy",
     description="The windows and fees cancellations are decided by; until the shop sets its "
     "own, the law's minimum (전자상거래법 §17, §18).",
@@ -332,6 +342,7 @@ def get_policy() -> out.Policy:
 
 @app.put(
     "/v1/shop/policy",
+    operation_id="replacePolicy",
     summary="Replace the shop's cancel policy",
     description="The whole policy, every field but version (set by the server): a field left "
     "out is 400 VALIDATION_FAILED naming it. Each change is a new version.",
@@ -348,6 +359,7 @@ def replace_policy() -> out.Policy:
 
 @app.patch(
     "/v1/shop/policy",
+    operation_id="patchPolicy",
     summary="Change some policy fields",
     description="A JSON Merge Patch (RFC 7396): only the fields named change; null resets one "
     "to its default. Each change is a new version.",

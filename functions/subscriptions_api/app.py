@@ -48,6 +48,7 @@ def shop_id() -> str:
 
 @app.post(
     "/v1/subscriptions",
+    operation_id="createSubscription",
     summary="Create a subscription",
     description="Charge a customer's KCP batch key once per cycle (monthly on anchor_day, or "
     "weekly on an ISO weekday), from first_charge_date on. The Idempotency-Key makes a retry "
@@ -78,6 +79,7 @@ def create(
 
 @app.get(
     "/v1/subscriptions",
+    operation_id="listSubscriptions",
     summary="List the shop's subscriptions",
     description="Filtered by status and the next charge date; follow next_cursor for more.",
     tags=TAGS,
@@ -106,6 +108,7 @@ def list_subscriptions(
 
 @app.get(
     "/v1/subscriptions/<subscription_id>",
+    operation_id="getSubscription",
     summary="Read a subscription",
     description="Its status, the next charge, the last paid period and, once cancelled, the "
     "pro-rata refund.",
@@ -118,6 +121,7 @@ def get(subscription_id: str) -> out.Subscription:
 
 @app.post(
     "/v1/subscriptions/<subscription_id>/pause",
+    operation_id="pauseSubscription",
     summary="Pause a subscription",
     description="No charges until it is resumed; pausing a paused one changes nothing.",
     tags=TAGS,
@@ -130,6 +134,7 @@ def pause(subscription_id: str) -> out.Subscription:
 
 @app.post(
     "/v1/subscriptions/<subscription_id>/resume",
+    operation_id="resumeSubscription",
     summary="Resume a subscription",
     description="A paused or suspended subscription charges again from the next due period; "
     "periods missed meanwhile are not charged.",
@@ -143,6 +148,7 @@ def resume(subscription_id: str) -> out.Subscription:
 
 @app.post(
     "/v1/subscriptions/<subscription_id>/cancel",
+    operation_id="cancelSubscription",
     summary="Cancel a subscription",
     description="PERIOD_END: the paid period runs out. IMMEDIATELY: the unused days are "
     "refunded pro rata through the cancel workflow (its refusals are answered here).",
@@ -168,6 +174,7 @@ def cancel(subscription_id: str, body: CancelSubscriptionIn) -> out.Subscription
 
 @app.get(
     "/v1/subscriptions/<subscription_id>/charges",
+    operation_id="listCharges",
     summary="List a subscription's charges",
     description="Every attempt at charging each period, with KCP's answer (one page).",
     tags=TAGS,
