@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from cancelflow import schemas
 from cancelflow.api import eligibility_refusals
+from cancelflow.billing import schemas as billing_schemas
 from cancelflow.errors import CATALOGUE
 from cancelflow.http import responses
 from cancelflow.reasons import REASONS
@@ -48,7 +50,9 @@ def _problem_answers() -> list[tuple[str, int, dict[str, Any]]]:
 
 @pytest.mark.parametrize(("name", "example"), EXAMPLES)
 def test_every_example_renders_through_its_model_unchanged(name: str, example: Any) -> None:
-    model = getattr(responses, name)
+    model = next(
+        getattr(m, name) for m in (responses, schemas, billing_schemas) if hasattr(m, name)
+    )
     rendered = model.model_validate(example).model_dump(mode="json", exclude_unset=True)
     assert rendered == example
 
@@ -102,6 +106,12 @@ def test_the_gateway_problems_are_the_templates_gateway_responses() -> None:
             answered.setdefault(found.group(1), set()).add(int(spec["StatusCode"]))
     for code, (status, _) in responses.GATEWAY_PROBLEMS.items():
         assert answered.get(code) == {status}, code
+
+
+def test_the_document_is_valid_openapi() -> None:
+    from openapi_spec_validator import validate
+
+    validate(DOC)
 
 
 def test_no_operation_documents_powertools_validation_errors() -> None:

@@ -20,6 +20,22 @@ class Strict(BaseModel):
 class SubscriptionIn(Strict):
     """A subscription to charge with the customer's KCP batch key."""
 
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_name": "김하늘",
+                    "customer_email": "sky@example.com",
+                    "batch_key": "BK20261203a1b2",
+                    "amount": 9900,
+                    "product_name": "커피 정기배송",
+                    "cycle": "MONTHLY",
+                    "first_charge_date": "2026-12-03",
+                }
+            ]
+        },
+    )
+
     customer_name: Annotated[str, Field(min_length=1, max_length=60)]
     customer_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
     batch_key: Annotated[
@@ -58,4 +74,8 @@ class SubscriptionIn(Strict):
 
 
 class CancelSubscriptionIn(Strict):
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={"examples": [{"when": "PERIOD_END"}, {"when": "IMMEDIATELY"}]},
+    )
+
     when: CancelWhen = CancelWhen.PERIOD_END
