@@ -30,12 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cancelflow.billing.dynamodb import subscription_item
-from cancelflow.billing.pacing import busiest_second
-from cancelflow.billing.schedule import Cycle
-from cancelflow.billing.subscriptions import Status, Subscription
-from cancelflow.billing.vault import SecretsVault
-from cancelflow.store.dynamodb import _marshal
+from cancelflow.adapters.dynamodb.subscriptions import subscription_item
+from cancelflow.adapters.dynamodb.table import marshal as _marshal
+from cancelflow.adapters.secrets import SecretsVault
+from cancelflow.subscriptions.model import Status, Subscription
+from cancelflow.subscriptions.pacing import busiest_second
+from cancelflow.subscriptions.schedule import Cycle
 from local.stack import LocalStack
 
 READ_ACTIONS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")

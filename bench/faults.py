@@ -633,7 +633,9 @@ class Run:
     def read(self) -> dict[str, Any]:
         """This shop's payments and cancellations as cancelflow holds them: one Scan (a Query
         per payment on the ByPayment index would read the whole table each time in moto)."""
-        from cancelflow.store.dynamodb import _cancellation_from, _payment_from, _unmarshal
+        from cancelflow.adapters.dynamodb.store import _cancellation_from
+        from cancelflow.adapters.dynamodb.table import payment_from as _payment_from
+        from cancelflow.adapters.dynamodb.table import unmarshal as _unmarshal
 
         assert self.stack.template
         ddb = self.stack.client("dynamodb")

@@ -40,8 +40,9 @@ def seed(stack: LocalStack, shop_id: str, count: int) -> None:
     from boto3.dynamodb.types import TypeSerializer
     from moto.backends import get_backend
 
-    from cancelflow.models import Payment, PayMethod
-    from cancelflow.store.dynamodb import _payment_item
+    from cancelflow.adapters.dynamodb.table import payment_item as _payment_item
+    from cancelflow.kcp.port import PayMethod
+    from cancelflow.payments.model import Payment
 
     table = get_backend("dynamodb")[ACCOUNT][REGION].get_table(stack.env["TABLE_NAME"])
     ser = TypeSerializer()
@@ -69,8 +70,9 @@ ITEM_BYTES = 700  # a stored payment item, attribute names included (measured: ~
 
 def page_cost(stack: LocalStack, query: str, runs: int = 3) -> tuple[int, float, float, int]:
     """(requests, estimated read units, median handler ms, rows) of one history page."""
-    from cancelflow import payments, runtime
-    from cancelflow.api import history_query
+    from cancelflow import runtime
+    from cancelflow.http.api import history_query
+    from cancelflow.payments import service as payments
 
     store = runtime.store()
     key = runtime.cursor_key()

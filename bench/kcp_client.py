@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from cancelflow.gateway.kcp import KcpGateway
-from cancelflow.gateway.port import CancelOrder, KcpCredentials, Outcome, PayMethod
+from cancelflow.adapters.kcp import KcpGateway
+from cancelflow.kcp.port import CancelOrder, KcpCredentials, Outcome, PayMethod
 from local.kcp_sandbox import KcpSandbox
 
 BUILD_CALLS = 500

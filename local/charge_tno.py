@@ -3,7 +3,7 @@ duplicate order to its tno, found in KCP's merchant admin. KCP's inquiry must co
 a card charge of the same amount; then the charge can be refunded, and a pro-rata refund that
 waited for it is sent through the cancel workflow. Safe to run again.
 
-The same domain call (cancelflow.billing.subscriptions.link_charge_tno) serves a deployed stack:
+The same domain call (cancelflow.subscriptions.service.link_charge_tno) serves a deployed stack:
 run it with the stack's settings (TABLE_NAME, KCP_BASE_URL, CANCEL_STATE_MACHINE_ARN) and AWS
 credentials instead of --env."""
 
@@ -31,9 +31,9 @@ def main() -> None:
     os.environ.setdefault("KCP_BASE_URL", os.environ["SANDBOX_URL"])
 
     from cancelflow import runtime
-    from cancelflow.billing import subscriptions
-    from cancelflow.billing.views import subscription_view
-    from cancelflow.errors import Problem
+    from cancelflow.http.subscription_views import subscription_view
+    from cancelflow.kernel.errors import Problem
+    from cancelflow.subscriptions import service as subscriptions
 
     refund = subscriptions.refund_through_cancel_workflow(
         runtime.store(), runtime.starter(), runtime.clock

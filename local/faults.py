@@ -122,13 +122,13 @@ class AwsFaults:
     def install(self) -> None:
         """Hook the handlers' clients (created here if no handler has made them yet: the same
         cached clients the handlers then use; the stack must be started)."""
-        from cancelflow import aws
+        from cancelflow.adapters import aws
 
         for service, event, handler in self.hooks():
             aws.client(service).meta.events.register(event, handler)
 
     def uninstall(self) -> None:
-        from cancelflow import aws
+        from cancelflow.adapters import aws
 
         for service, event, handler in self.hooks():
             aws.client(service).meta.events.unregister(event, handler)

@@ -79,8 +79,8 @@ def generate() -> dict[str, Any]:
 def _only_what_is_sent(doc: dict[str, Any]) -> None:
     """Drop Powertools' validation answers, add the models the routes name by reference
     (problem+json, the policy bodies), and the Request-Id header on every answer."""
-    from cancelflow.api import answers as declared
     from cancelflow.http import responses
+    from cancelflow.http.api import answers as declared
 
     internal_error = declared({})[500]  # Powertools puts its own 500 over the declared one
     schemas = doc["components"]["schemas"]

@@ -203,9 +203,9 @@ class LocalStack:
 
     def _seed_shops(self) -> None:
         """Two demo shops, each with its own API key and KCP merchant at the sandbox."""
-        from cancelflow.models import Shop
-        from cancelflow.policy import default_policy
-        from cancelflow.store.dynamodb import DynamoStore
+        from cancelflow.adapters.dynamodb.store import DynamoStore
+        from cancelflow.shops.model import Shop
+        from cancelflow.shops.policy import default_policy
 
         assert self.template
         store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))

@@ -6,8 +6,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from cancelflow import cancellations, payments, runtime, shops
-from cancelflow.api import (
+from cancelflow import runtime
+from cancelflow.cancellations import service as cancellations
+from cancelflow.cancellations.model import CancellationStatus
+from cancelflow.http import responses as out
+from cancelflow.http.api import (
     MERGE_PATCH_BODY,
     POLICY_BODY,
     answers,
@@ -23,18 +26,20 @@ from cancelflow.api import (
     to_payment,
     with_request_id,
 )
-from cancelflow.clock import KST
-from cancelflow.export import csv_chunks
-from cancelflow.http import responses as out
-from cancelflow.models import CancellationStatus, PaymentStatus, PayMethod
-from cancelflow.policy import policy_to_doc
-from cancelflow.schemas import CancelIn, FulfillmentIn, PaymentIn, Tno
-from cancelflow.views import (
+from cancelflow.http.requests import CancelIn, FulfillmentIn, PaymentIn, Tno
+from cancelflow.http.views import (
     cancellation_list_view,
     cancellation_view,
     payment_detail_view,
     payment_view,
 )
+from cancelflow.kcp.port import PayMethod
+from cancelflow.kernel.clock import KST
+from cancelflow.payments import service as payments
+from cancelflow.payments.export import csv_chunks
+from cancelflow.payments.model import PaymentStatus
+from cancelflow.shops import service as shops
+from cancelflow.shops.policy import policy_to_doc
 
 logger = Logger()
 app = resolver()

@@ -3,8 +3,8 @@
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.shops import usage_key
-from cancelflow.store.dynamodb import key_hash
+from cancelflow.adapters.dynamodb.table import key_hash
+from cancelflow.shops.service import usage_key
 
 logger = Logger()
 

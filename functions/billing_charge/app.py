@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
-from cancelflow.billing import run
+from cancelflow.subscriptions import billing as run
 
 logger = Logger()
 

@@ -5,7 +5,7 @@ from datetime import date
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.billing import run
+from cancelflow.subscriptions import billing as run
 
 logger = Logger()
 

@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cancelflow.billing import run
+from cancelflow.subscriptions import billing as run
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")

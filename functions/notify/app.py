@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
-from cancelflow.notify import outcome_emails
+from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 

@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 
 from cancelflow import runtime
-from cancelflow.api import (
+from cancelflow.http import responses as out
+from cancelflow.http.api import (
     answers,
     eligibility_refusals,
     install_problem_handlers,
@@ -16,11 +17,10 @@ from cancelflow.api import (
     resolver,
     with_request_id,
 )
-from cancelflow.billing import subscriptions
-from cancelflow.billing.schemas import CancelSubscriptionIn, SubscriptionIn
-from cancelflow.billing.subscriptions import Status
-from cancelflow.billing.views import charge_view, subscription_view
-from cancelflow.http import responses as out
+from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
+from cancelflow.http.subscription_views import charge_view, subscription_view
+from cancelflow.subscriptions import service as subscriptions
+from cancelflow.subscriptions.model import Status
 
 logger = Logger()
 app = resolver()
@@ -83,7 +83,7 @@ def create(
     summary="List the shop's subscriptions",
     description="Filtered by status and the next charge date; follow next_cursor for more.",
     tags=TAGS,
-    responses=answers({200: "A page of subscriptions"}),
+    responses=answers({200: "A page of subscriptions"}, "INVALID_CURSOR"),
 )
 def list_subscriptions(
     status: Annotated[Status | None, Query()] = None,
@@ -100,6 +100,7 @@ def list_subscriptions(
         next_charge_to,
         limit,
         cursor,
+        key=runtime.cursor_key(),
     )
     return out.SubscriptionPage(
         items=[subscription_view(s) for s in found], next_cursor=next_cursor

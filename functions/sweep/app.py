@@ -1,4 +1,4 @@
-"""Scheduled: keep records true to KCP's balance (cancelflow.sweep), within a time budget."""
+"""Scheduled: keep records true to KCP's balance (cancellations.sweep), within a time budget."""
 
 from collections import Counter
 from datetime import datetime, timedelta
@@ -7,8 +7,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from cancelflow import runtime, sweep
-from cancelflow.notify import outcome_emails
+from cancelflow import runtime
+from cancelflow.cancellations import sweep
+from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cancelflow.models import Cancellation, CancellationStatus, Payment, PayMethod
+from cancelflow.cancellations.model import Cancellation, CancellationStatus
+from cancelflow.kcp.port import PayMethod
+from cancelflow.payments.model import Payment
 
 SHOP = "shop_a"
 NOW = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from cancelflow.gateway.port import (
+from cancelflow.kcp.port import (
     CancelAnswer,
     CancelOrder,
     ChargeAnswer,

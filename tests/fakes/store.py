@@ -14,22 +14,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from cancelflow.cancellations import CancellationPage, CancellationQuery
-from cancelflow.clock import from_utc_text, to_utc_text
-from cancelflow.models import (
+from cancelflow.cancellations.model import (
     OPEN,
     TERMINAL,
     Attempt,
     BreakdownLine,
     Cancellation,
     CancellationStatus,
-    Payment,
     PaymentEffect,
-    Shop,
 )
-from cancelflow.payments import HistoryPage, HistoryQuery
-from cancelflow.policy import ShopPolicy, default_policy
-from cancelflow.store.port import Conflict, IdempotencyRecord, InsufficientBalance, PaymentBusy
+from cancelflow.cancellations.ports import (
+    CancellationPage,
+    CancellationQuery,
+    IdempotencyRecord,
+    InsufficientBalance,
+    PaymentBusy,
+)
+from cancelflow.kernel.clock import from_utc_text, to_utc_text
+from cancelflow.kernel.errors import Conflict
+from cancelflow.payments.model import Payment
+from cancelflow.payments.ports import HistoryPage, HistoryQuery
+from cancelflow.shops.model import Shop
+from cancelflow.shops.policy import ShopPolicy, default_policy
 
 Key = tuple[str, str]  # (shop_id, tno) or (shop_id, cancellation_id)
 
@@ -74,7 +80,7 @@ def _key_hash(secret: str) -> str:
 
 @dataclass
 class MemoryStore:
-    """Implements cancelflow.store.port.Store; state is public so tests can look in."""
+    """Implements cancellations.ports.CancellationStore; state is public so tests can look in."""
 
     shops: dict[str, Shop] = field(default_factory=dict)
     api_keys: dict[str, str] = field(default_factory=dict)  # sha256 of key -> shop id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from cancelflow.models import Cancellation
+from cancelflow.cancellations.model import Cancellation
 from tests.fakes.examples import NOW
 
 

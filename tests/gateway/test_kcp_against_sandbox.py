@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import urllib3
 
-from cancelflow.gateway.codes import CATALOGUE, SANDBOX_CODES
-from cancelflow.gateway.kcp import KST, KcpGateway
-from cancelflow.gateway.port import (
+from cancelflow.adapters.kcp import KST, KcpGateway
+from cancelflow.kcp.codes import CATALOGUE, SANDBOX_CODES
+from cancelflow.kcp.port import (
     CancelOrder,
     ChargeOrder,
     KcpCredentials,

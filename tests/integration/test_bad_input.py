@@ -203,7 +203,7 @@ def test_a_throttled_table_is_503_with_retry_after_not_500(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    from cancelflow.store.dynamodb import DynamoStore
+    from cancelflow.adapters.dynamodb.store import DynamoStore
 
     def throttled(*_: object, **__: object) -> None:
         error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}

@@ -12,8 +12,8 @@ import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
-from cancelflow.billing.dynamodb import DynamoBilling
-from cancelflow.clock import KST
+from cancelflow.adapters.dynamodb.subscriptions import DynamoBilling
+from cancelflow.kernel.clock import KST
 from local.stack import LocalStack
 from local.template import ROOT
 
@@ -203,7 +203,7 @@ def test_a_declined_card_walks_the_dunning_schedule_to_suspended_with_emails(
     declines = [m for m in mails if "거절" in subject(m)]
     suspended = [m for m in mails if "중지" in subject(m)]
     assert [recipient(m) for m in declines] == [sub["customer_email"]] * 3
-    assert "2033-01-11" in declines[0] and "2033-01-17" in declines[2]
+    assert "2033년 1월 11일" in declines[0] and "2033년 1월 17일" in declines[2]
     assert sorted(recipient(m) for m in suspended) == sorted(
         [sub["customer_email"], "shop@demo-shop.example"]
     )
@@ -361,7 +361,29 @@ def test_bad_input_gets_problem_json_with_a_code(stack: LocalStack, shop: ShopCl
     when = call(shop, "POST", f"/v1/subscriptions/{sid}/cancel", {"when": "LATER"})
     assert when.status == 400 and when.code == "VALIDATION_FAILED"
     cursor = call(shop, "GET", "/v1/subscriptions?cursor=bm9wZQ")
-    assert cursor.status == 400 and cursor.code == "VALIDATION_FAILED"
+    assert cursor.status == 400 and cursor.code == "INVALID_CURSOR"
+
+
+def test_subscriptions_page_with_a_signed_cursor_only_their_shop_and_filters_can_use(
+    stack: LocalStack, shop: ShopClient, shop_b: ShopClient
+) -> None:
+    key = batch_key(stack.env["SANDBOX_URL"])
+    mine = {subscribe(shop, key, "2036-04-01").body["subscription_id"] for _ in range(3)}
+    seen: list[str] = []
+    page = call(shop, "GET", "/v1/subscriptions?limit=2")
+    first_cursor = page.body["next_cursor"]
+    for _ in range(500):
+        assert page.status == 200, page.body
+        seen += [s["subscription_id"] for s in page.body["items"]]
+        if not page.body["next_cursor"]:
+            break
+        page = call(shop, "GET", f"/v1/subscriptions?limit=2&cursor={page.body['next_cursor']}")
+    assert len(seen) == len(set(seen)) and mine <= set(seen)
+    # The cursor is bound to the shop and the filters it was made for, and cannot be edited.
+    elsewhere = call(shop_b, "GET", f"/v1/subscriptions?limit=2&cursor={first_cursor}")
+    refiltered = call(shop, "GET", f"/v1/subscriptions?status=PAUSED&cursor={first_cursor}")
+    edited = call(shop, "GET", f"/v1/subscriptions?cursor=x{first_cursor}")
+    assert [a.code for a in (elsewhere, refiltered, edited)] == ["INVALID_CURSOR"] * 3
 
 
 def test_a_replayed_create_with_the_same_key_returns_the_same_subscription(

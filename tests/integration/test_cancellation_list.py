@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cancelflow.clock import KST
+from cancelflow.kernel.clock import KST
 
 from .conftest import Sandbox, ShopClient, http
 

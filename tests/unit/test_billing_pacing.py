@@ -9,8 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cancelflow.billing.pacing import Turns, busiest_second
-from cancelflow.billing.run import deal
+from cancelflow.subscriptions.billing import deal
+from cancelflow.subscriptions.pacing import Turns, busiest_second
 
 
 def lane_calls(

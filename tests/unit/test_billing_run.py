@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from cancelflow.billing.run import (
+from cancelflow.subscriptions.billing import (
     LANE_RESERVE_SECONDS,
     ChargeDeps,
     RunSettings,

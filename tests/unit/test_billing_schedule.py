@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cancelflow.billing.schedule import (
+from cancelflow.subscriptions.model import order_id_for
+from cancelflow.subscriptions.schedule import (
     Cycle,
     dunning_date,
     first_charge_date,
@@ -18,7 +19,6 @@ from cancelflow.billing.schedule import (
     period_id,
     prorata_refund,
 )
-from cancelflow.billing.subscriptions import order_id_for
 
 days = st.dates(min_value=date(2020, 1, 1), max_value=date(2100, 12, 31))
 
@@ -72,8 +72,33 @@ def test_retry_days_must_increase() -> None:
 def test_prorata_refund_counts_the_cancel_day_as_used() -> None:
     start, end = date(2030, 11, 1), date(2030, 12, 1)  # 30 days
     assert prorata_refund(30000, start, end, start) == 29000
-    assert prorata_refund(30000, start, end, date(2030, 11, 30)) == 0
-    assert prorata_refund(30000, start, end, end) == 0  # outside the period
+    assert prorata_refund(30000, start, end, date(2030, 11, 30)) == 0  # the last day
+    assert prorata_refund(30000, start, end, end) == 0  # the next period's first day
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "cancelled_on", "refund"),
+    [
+        pytest.param(date(2030, 1, 1), date(2030, 2, 1), date(2030, 1, 1), 30000, id="jan"),
+        pytest.param(date(2030, 4, 1), date(2030, 5, 1), date(2030, 4, 1), 29000, id="apr"),
+        pytest.param(date(2030, 2, 1), date(2030, 3, 1), date(2030, 2, 14), 14000, id="february"),
+        pytest.param(date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 14), 15000, id="leap"),
+        pytest.param(date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 29), 0, id="on feb 29"),
+        pytest.param(date(2030, 12, 31), date(2031, 1, 31), date(2030, 12, 31), 30000, id="dec"),
+        pytest.param(date(2030, 11, 1), date(2030, 12, 1), date(2030, 10, 31), 30000, id="before"),
+    ],
+)
+def test_prorata_refund_counts_each_months_own_days(
+    start: date, end: date, cancelled_on: date, refund: int
+) -> None:
+    amount = 1000 * (end - start).days  # 1,000 won a day
+    assert prorata_refund(amount, start, end, cancelled_on) == refund
+
+
+def test_prorata_refund_rounds_down_to_the_won_and_refuses_an_empty_period() -> None:
+    assert prorata_refund(10000, date(2030, 11, 1), date(2030, 11, 4), date(2030, 11, 1)) == 6666
+    with pytest.raises(ValueError):
+        prorata_refund(1000, date(2030, 11, 2), date(2030, 11, 2), date(2030, 11, 2))
 
 
 @given(anchor=st.integers(1, 31), start=days)
@@ -119,13 +144,16 @@ def test_dunning_never_reaches_the_next_period(retry: list[int], scheduled: date
     length=st.integers(1, 31),
     offset=st.integers(-5, 40),
 )
-def test_a_prorata_refund_never_exceeds_the_charge(
+def test_a_prorata_refund_never_exceeds_the_charge_and_shrinks_day_by_day(
     amount: int, start: date, length: int, offset: int
 ) -> None:
-    refund = prorata_refund(
-        amount, start, start + timedelta(days=length), start + timedelta(offset)
-    )
-    assert 0 <= refund < amount
+    end, day = start + timedelta(days=length), start + timedelta(offset)
+    refund = prorata_refund(amount, start, end, day)
+    assert 0 <= refund <= amount
+    assert refund >= prorata_refund(amount, start, end, day + timedelta(days=1))
+    assert (refund == amount) == (day < start)  # only an unstarted period comes back whole
+    if day >= end - timedelta(days=1):
+        assert refund == 0
 
 
 @given(period=st.sampled_from(["2026-12", "2026-W49"]), attempt=st.integers(1, 99))

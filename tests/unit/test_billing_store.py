@@ -12,9 +12,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cancelflow.billing.dynamodb import DynamoBilling
-from cancelflow.billing.schedule import Cycle
-from cancelflow.billing.subscriptions import Charge, ChargeStatus, Conflict, Status, Subscription
+from cancelflow.adapters.dynamodb.subscriptions import DynamoBilling
+from cancelflow.kernel.errors import Conflict
+from cancelflow.subscriptions.model import Charge, ChargeStatus, Status, Subscription
+from cancelflow.subscriptions.schedule import Cycle
 from local import moto_fixes
 from local.template import REGION, Template
 

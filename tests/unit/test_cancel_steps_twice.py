@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from cancelflow import cancellations
-from cancelflow.cancellations import CancelRequest
-from cancelflow.models import CancellationStatus, PaymentStatus
+from cancelflow.cancellations import service as cancellations
+from cancelflow.cancellations.model import CancellationStatus
+from cancelflow.cancellations.service import CancelRequest
+from cancelflow.payments.model import PaymentStatus
 from tests.fakes.examples import SHOP, a_payment
 from tests.fakes.kcp import Fate, KcpModel
 from tests.fakes.store import MemoryStore
@@ -258,7 +259,7 @@ def test_the_sweep_voids_an_attempt_a_dead_run_never_sent_and_gives_the_hold_bac
 ) -> None:
     from datetime import timedelta
 
-    from cancelflow import sweep
+    from cancelflow.cancellations import sweep
 
     world.decide()
     _die_after_begin_send(world, monkeypatch)
@@ -282,7 +283,7 @@ def test_the_sweep_corrects_a_failed_cancel_that_kcp_applied_after_all_and_only_
 ) -> None:
     from datetime import timedelta
 
-    from cancelflow import sweep
+    from cancelflow.cancellations import sweep
 
     world.decide()
     world.run_on(world.send(Fate.DECLINE))
@@ -306,7 +307,7 @@ def test_the_sweep_corrects_a_failed_cancel_that_kcp_applied_after_all_and_only_
 def test_the_sweep_counts_a_gap_no_cancel_explains_and_changes_nothing(world: World) -> None:
     from datetime import timedelta
 
-    from cancelflow import sweep
+    from cancelflow.cancellations import sweep
 
     world.kcp.payments[TNO].balance -= 7000  # e.g. a cancel made in KCP's merchant admin
     before = world.snapshot()

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from cancelflow import schemas
-from cancelflow.api import eligibility_refusals
-from cancelflow.billing import schemas as billing_schemas
-from cancelflow.errors import CATALOGUE
+from cancelflow.http import requests as schemas
 from cancelflow.http import responses
-from cancelflow.reasons import REASONS
+from cancelflow.http import subscription_requests as billing_schemas
+from cancelflow.http.api import eligibility_refusals
+from cancelflow.kernel.errors import CATALOGUE
+from cancelflow.kernel.reasons import REASONS
 from local.openapi import OUT
 from local.template import Template
 

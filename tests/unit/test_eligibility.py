@@ -7,15 +7,18 @@ outcome a shop sees (refund and breakdown, or every reason code of a rejection).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from cancelflow.clock import KST
-from cancelflow.eligibility import CancelAsk, Decision, decide, pro_rata_refund
-from cancelflow.models import BreakdownLine, Fulfillment, Payment, PaymentStatus, PayMethod
-from cancelflow.policy import (
+from cancelflow.cancellations.eligibility import CancelAsk, Decision, decide
+from cancelflow.cancellations.model import BreakdownLine
+from cancelflow.kcp.port import PayMethod
+from cancelflow.kernel.clock import KST
+from cancelflow.kernel.reasons import BREAKDOWN, REASONS
+from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
+from cancelflow.shops.policy import (
     PolicyError,
     ShopPolicy,
     default_policy,
@@ -23,7 +26,6 @@ from cancelflow.policy import (
     policy_to_doc,
     validate_policy,
 )
-from cancelflow.reasons import BREAKDOWN, REASONS
 
 ITEMS = (
     {"name": "셔츠", "quantity": 2, "price": 10_000, "category": "CLOTHES"},
@@ -510,71 +512,6 @@ def test_an_ask_outside_the_contract_is_refused(fields: dict[str, Any]) -> None:
 
 
 # --- subscriptions ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("amount", "start", "end", "today", "refund"),
-    [
-        pytest.param(
-            30_000,
-            date(2026, 11, 1),
-            date(2026, 11, 30),
-            date(2026, 11, 10),
-            20_000,
-            id="ten_days_used_of_thirty",
-        ),
-        pytest.param(
-            30_000,
-            date(2026, 11, 1),
-            date(2026, 11, 30),
-            date(2026, 11, 1),
-            29_000,
-            id="first_day_counts_as_used",
-        ),
-        pytest.param(
-            30_000,
-            date(2026, 11, 1),
-            date(2026, 11, 30),
-            date(2026, 11, 30),
-            0,
-            id="last_day_nothing_left",
-        ),
-        pytest.param(
-            30_000,
-            date(2026, 11, 1),
-            date(2026, 11, 30),
-            date(2026, 12, 5),
-            0,
-            id="after_the_period",
-        ),
-        pytest.param(
-            30_000,
-            date(2026, 11, 1),
-            date(2026, 11, 30),
-            date(2026, 10, 31),
-            30_000,
-            id="before_the_period_refunds_all",
-        ),
-        pytest.param(
-            10_000,
-            date(2026, 11, 1),
-            date(2026, 11, 3),
-            date(2026, 11, 1),
-            6_666,
-            id="rounded_down_to_the_won",
-        ),
-        pytest.param(
-            9_900, date(2026, 2, 1), date(2026, 2, 28), date(2026, 2, 14), 4_950, id="february"
-        ),
-    ],
-)
-def test_pro_rata_refund(amount: int, start: date, end: date, today: date, refund: int) -> None:
-    assert pro_rata_refund(amount, start, end, today) == refund
-
-
-def test_pro_rata_refuses_a_period_that_ends_before_it_starts() -> None:
-    with pytest.raises(ValueError):
-        pro_rata_refund(1_000, date(2026, 11, 2), date(2026, 11, 1), date(2026, 11, 1))
 
 
 # --- the shop's policy ------------------------------------------------------------------

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cancelflow.clock import KST
-from cancelflow.eligibility import SHOP_FAULT, CancelAsk, CancelReason, decide, pro_rata_refund
-from cancelflow.models import Fulfillment, Payment, PaymentStatus, PayMethod
-from cancelflow.policy import ShopPolicy, policy_from_doc, policy_to_doc, validate_policy
-from cancelflow.reasons import BREAKDOWN, REASONS
+from cancelflow.cancellations.eligibility import SHOP_FAULT, CancelAsk, CancelReason, decide
+from cancelflow.kcp.port import PayMethod
+from cancelflow.kernel.clock import KST
+from cancelflow.kernel.reasons import BREAKDOWN, REASONS
+from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
+from cancelflow.shops.policy import ShopPolicy, policy_from_doc, policy_to_doc, validate_policy
 
 METHOD_RULES = {"MOBILE_PREVIOUS_MONTH", "REFUND_ACCOUNT_REQUIRED"}
 CATEGORIES = ["", "CLOTHES", "CUSTOM_MADE", "custom_made", "DIGITAL_USED"]
@@ -201,26 +202,6 @@ def test_rules_that_follow_the_payment_method_and_the_law(
         assert fees == []  # §18⑩: the shop pays the return of goods it got wrong
     if payment.fulfillment is Fulfillment.PROCESSING:
         assert fees == []  # nothing to send back
-
-
-@given(
-    st.integers(0, 10_000_000),
-    st.dates(date(2025, 1, 1), date(2027, 12, 31)),
-    st.integers(0, 400),
-    st.integers(-30, 450),
-)
-def test_pro_rata_refund_is_whole_unused_days_and_never_more_than_paid(
-    amount: int, start: date, length: int, offset: int
-) -> None:
-    end = start + timedelta(days=length)
-    today = start + timedelta(days=offset)
-    refund = pro_rata_refund(amount, start, end, today)
-    assert 0 <= refund <= amount
-    assert refund >= pro_rata_refund(amount, start, end, today + timedelta(days=1))
-    if today < start:
-        assert refund == amount
-    if today >= end:
-        assert refund == 0
 
 
 @given(policies)

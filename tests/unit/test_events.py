@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cancelflow.models import Cancellation, CancellationStatus
+from cancelflow.cancellations.model import Cancellation, CancellationStatus
 from cancelflow.runtime import StepFunctionsStarter
 from local.api_gateway import LocalApi
 from local.template import ROOT, Template

@@ -24,8 +24,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from cancelflow.gateway import codes
-from cancelflow.gateway.kcp import (
+from cancelflow.adapters.kcp import (
     KST,
     KcpGateway,
     classify,
@@ -35,7 +34,8 @@ from cancelflow.gateway.kcp import (
     truncate_utf8,
     validate_cancel,
 )
-from cancelflow.gateway.port import (
+from cancelflow.kcp import codes
+from cancelflow.kcp.port import (
     CancelOrder,
     ChargeOrder,
     KcpCredentials,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cancelflow.shops import merge_patch
+from cancelflow.shops.service import merge_patch
 
 
 @pytest.mark.parametrize(

@@ -13,21 +13,22 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from cancelflow.cancellations import CancellationQuery
-from cancelflow.models import (
+from cancelflow.adapters.dynamodb.store import DynamoStore
+from cancelflow.adapters.dynamodb.table import key_hash
+from cancelflow.cancellations.model import (
     Attempt,
     BreakdownLine,
     Cancellation,
     CancellationStatus,
-    Fulfillment,
-    PaymentStatus,
-    RefundAccount,
-    Shop,
     effect_of,
 )
-from cancelflow.policy import ShopPolicy, default_policy
-from cancelflow.store.dynamodb import DynamoStore, key_hash
-from cancelflow.store.port import Conflict, InsufficientBalance, PaymentBusy, Store
+from cancelflow.cancellations.ports import CancellationQuery, InsufficientBalance, PaymentBusy
+from cancelflow.cancellations.ports import CancellationStore as Store
+from cancelflow.kcp.port import RefundAccount
+from cancelflow.kernel.errors import Conflict
+from cancelflow.payments.model import Fulfillment, PaymentStatus
+from cancelflow.shops.model import Shop
+from cancelflow.shops.policy import ShopPolicy, default_policy
 from local import moto_fixes
 from local.template import REGION, Template
 from tests.fakes.examples import NOW, SHOP, a_cancellation, a_payment
@@ -173,7 +174,9 @@ def test_a_policy_replaces_only_the_version_it_was_read_at(store: Store) -> None
 # --- accepting a cancel --------------------------------------------------------------------
 
 
-def test_a_cancellation_is_created_with_its_idempotency_key_at_once(store: Store) -> None:
+def test_a_cancellation_is_created_with_its_idempotency_key_at_once(
+    store: Store,
+) -> None:
     store.put_payment(a_payment(TNO))
     account = RefundAccount("BK04", "12345678", "김고객")
     cancellation = replace(a_cancellation("cnl_1", TNO, 5000), refund_account=account)
@@ -247,7 +250,9 @@ def test_a_reserve_over_the_available_balance_writes_nothing(store: Store) -> No
     assert _money(store)[:2] == (30000, 5000)
 
 
-def test_a_stale_reserve_is_a_conflict_even_when_the_balance_is_short(store: Store) -> None:
+def test_a_stale_reserve_is_a_conflict_even_when_the_balance_is_short(
+    store: Store,
+) -> None:
     store.put_payment(a_payment(TNO, 30000))
     cancellation = _decided(_requested(store, "cnl_1", 30000), 30000)
     store.reserve(cancellation, 30000)
@@ -304,7 +309,9 @@ def test_begin_send_over_an_existing_attempt_is_a_conflict(store: Store) -> None
     assert _money(store)[2] == ""
 
 
-def test_one_cancel_per_payment_at_kcp_the_other_is_busy_and_unchanged(store: Store) -> None:
+def test_one_cancel_per_payment_at_kcp_the_other_is_busy_and_unchanged(
+    store: Store,
+) -> None:
     store.put_payment(a_payment(TNO, 30000))
     first = _reserved(store, "cnl_1", 10000)
     second = _reserved(store, "cnl_2", 5000)
@@ -372,7 +379,9 @@ def test_marking_moves_an_open_cancel_and_never_a_terminal_one(store: Store) -> 
     assert _status(store, "cnl_1") is CancellationStatus.NEEDS_REVIEW
 
 
-def test_marking_a_cancellation_that_does_not_exist_writes_nothing(store: Store) -> None:
+def test_marking_a_cancellation_that_does_not_exist_writes_nothing(
+    store: Store,
+) -> None:
     with pytest.raises(Conflict):
         store.mark(a_cancellation("cnl_ghost", TNO), CancellationStatus.RECONCILING)
     assert store.get_cancellation(SHOP, "cnl_ghost") is None
@@ -452,7 +461,9 @@ def test_only_the_lock_holder_can_release_the_lock(store: Store) -> None:
     assert _money(store) == (30000, 15000, "cnl_1", PaymentStatus.PAID)
 
 
-def test_a_settled_outcome_replaces_the_record_and_keeps_the_journal(store: Store) -> None:
+def test_a_settled_outcome_replaces_the_record_and_keeps_the_journal(
+    store: Store,
+) -> None:
     store.put_payment(a_payment(TNO, 30000))
     cancellation = _sending(store, "cnl_1", 10000)
     outcome = cancellation.with_status(
@@ -538,7 +549,9 @@ def _removed(store: Store) -> frozenset[int]:
     return payment.removed_items
 
 
-def test_items_are_taken_with_the_hold_and_read_back_as_plain_ints(store: Store) -> None:
+def test_items_are_taken_with_the_hold_and_read_back_as_plain_ints(
+    store: Store,
+) -> None:
     store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
     found = _item_cancel(store, "cnl_1", 0, 1)
 
@@ -580,7 +593,9 @@ def test_a_failed_item_cancel_gives_its_items_back_and_a_success_keeps_them(
     assert _money(store) == (5000, 5000, "", PaymentStatus.PARTIALLY_CANCELLED)
 
 
-def test_a_failed_item_cancel_that_kcp_had_applied_takes_its_items_again(store: Store) -> None:
+def test_a_failed_item_cancel_that_kcp_had_applied_takes_its_items_again(
+    store: Store,
+) -> None:
     store.put_payment(replace(a_payment(TNO, 40000), items=ITEMS))
     cancellation = _item_cancel(store, "cnl_1", 1)
     store.begin_send(cancellation, Attempt(seq=1, kind="CANCEL", sent_at=NOW))

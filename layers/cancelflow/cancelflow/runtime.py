@@ -11,15 +11,16 @@ import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from cancelflow import aws
-from cancelflow.clock import SystemClock
+from cancelflow.adapters import aws
+from cancelflow.kernel.clock import SystemClock
 
 if TYPE_CHECKING:  # each Lambda imports only the adapters it uses: cold starts stay short
-    from cancelflow.export.s3 import S3Exporter
-    from cancelflow.gateway.port import Gateway
-    from cancelflow.models import Cancellation, Shop
-    from cancelflow.notify.ses import SesMailer
-    from cancelflow.store.dynamodb import DynamoStore
+    from cancelflow.adapters.dynamodb.store import DynamoStore
+    from cancelflow.adapters.s3 import S3Exporter
+    from cancelflow.adapters.ses import SesMailer
+    from cancelflow.cancellations.model import Cancellation
+    from cancelflow.kcp.port import Gateway
+    from cancelflow.shops.model import Shop
 
 clock = SystemClock()
 
@@ -33,21 +34,21 @@ def setting(name: str, default: str | None = None) -> str:
 
 @cache
 def store() -> DynamoStore:
-    from cancelflow.store.dynamodb import DynamoStore
+    from cancelflow.adapters.dynamodb.store import DynamoStore
 
     return DynamoStore(aws.client("dynamodb"), setting("TABLE_NAME"))
 
 
 @cache
 def mailer() -> SesMailer:
-    from cancelflow.notify.ses import SesMailer
+    from cancelflow.adapters.ses import SesMailer
 
     return SesMailer(aws.client("sesv2"), setting("MAIL_FROM"))
 
 
 @cache
 def exporter() -> S3Exporter:
-    from cancelflow.export.s3 import S3Exporter
+    from cancelflow.adapters.s3 import S3Exporter
 
     return S3Exporter(aws.client("s3"), setting("EXPORT_BUCKET"))
 
@@ -106,8 +107,8 @@ _gateways: dict[str, tuple[float, Gateway]] = {}
 
 def gateway_for(shop: Shop) -> Gateway:
     """The shop's KCP client, its credentials read by reference from Secrets Manager."""
-    from cancelflow.gateway.kcp import KcpGateway  # only the gateway Lambdas pay for it
-    from cancelflow.gateway.port import KcpCredentials
+    from cancelflow.adapters.kcp import KcpGateway
+    from cancelflow.kcp.port import KcpCredentials
 
     cached = _gateways.get(shop.shop_id)
     if cached and time.monotonic() - cached[0] < _CREDENTIALS_TTL:
@@ -144,7 +145,7 @@ def shop(shop_id: str) -> Shop:
 @cache
 def billing_store() -> Any:
     """The subscriptions' DynamoBilling on the same table."""
-    from cancelflow.billing.dynamodb import DynamoBilling
+    from cancelflow.adapters.dynamodb.subscriptions import DynamoBilling
 
     return DynamoBilling(aws.client("dynamodb"), setting("TABLE_NAME"))
 
@@ -152,15 +153,15 @@ def billing_store() -> Any:
 @cache
 def batch_keys() -> Any:
     """Where batch keys are sealed: a per-shop data key in Secrets Manager under a prefix."""
-    from cancelflow.billing.vault import SecretsVault
+    from cancelflow.adapters.secrets import SecretsVault
 
     return SecretsVault(aws.client("secretsmanager"), setting("BATCH_KEY_SECRET_PREFIX"))
 
 
 def billing_settings() -> Any:
     """The billing run's defaults, from the template parameters in the environment."""
-    from cancelflow.billing.run import RunSettings
-    from cancelflow.billing.schedule import parse_retry_days
+    from cancelflow.subscriptions.billing import RunSettings
+    from cancelflow.subscriptions.schedule import parse_retry_days
 
     return RunSettings(
         max_concurrency=int(setting("BILLING_MAX_CONCURRENCY", "5")),
@@ -184,7 +185,7 @@ def execution_running(execution_arn: str) -> bool:
 
 def charge_deps(shop_id: str) -> Any:
     """What charging a shop's subscriptions needs: its KCP client, mailer, email language."""
-    from cancelflow.billing.run import ChargeDeps
+    from cancelflow.subscriptions.billing import ChargeDeps
 
     found = shop(shop_id)
     return ChargeDeps(

@@ -12,11 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from cancelflow.billing.schedule import Cycle
-from cancelflow.billing.subscriptions import CancelWhen, ChargeStatus, Status
-from cancelflow.errors import CATALOGUE
-from cancelflow.gateway.port import Outcome
-from cancelflow.models import CancellationStatus, Fulfillment, PaymentStatus, PayMethod
+from cancelflow.cancellations.model import CancellationStatus
+from cancelflow.kcp.port import Outcome, PayMethod
+from cancelflow.kernel.errors import CATALOGUE
+from cancelflow.payments.model import Fulfillment, PaymentStatus
+from cancelflow.subscriptions.model import CancelWhen, ChargeStatus, Status
+from cancelflow.subscriptions.schedule import Cycle
 
 KstTime = Annotated[
     str,

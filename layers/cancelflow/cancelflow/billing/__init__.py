@@ -1,1 +1,0 @@
-"""Subscription billing (정기결제): schedules, the charge step, dunning, and their storage."""

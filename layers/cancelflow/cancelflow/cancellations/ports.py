@@ -1,0 +1,124 @@
+"""What cancellations need from storage (the DynamoDB adapter implements it; tests' fakes too),
+and the list query it answers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cancelflow.cancellations.model import Attempt, Cancellation, CancellationStatus, PaymentEffect
+from cancelflow.payments.ports import PaymentStore
+from cancelflow.shops.ports import ShopStore
+
+
+@dataclass(frozen=True)
+class CancellationQuery:
+    """Filters of a shop's cancellation list, newest first. The creation-time range is keyed
+    (and, with a tno, the payment); the status filters what the range reads."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    status: CancellationStatus | None = None
+    tno: str = ""
+    limit: int = 20
+
+    def scope(self, shop_id: str) -> str:
+        """What a cursor is bound to: the list, the shop and every filter (not the page size)."""
+        doc = {
+            "list": "cancellations",
+            "shop": shop_id,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "status": self.status.value if self.status else None,
+            "tno": self.tno,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class CancellationPage:
+    cancellations: tuple[Cancellation, ...]  # without their journal (read one by id for it)
+    next_position: dict[str, Any] | None  # where the next page starts; None at the end
+    unreadable: int = 0  # stored records that could not be shown (logged, left out)
+
+
+class PaymentBusy(Exception):
+    """Another cancel of the same payment is at KCP right now; try again shortly."""
+
+
+class InsufficientBalance(Exception):
+    """The payment's available balance no longer covers the amount (a concurrent cancel won)."""
+
+
+class IdempotencyRecord:
+    def __init__(self, body_hash: str, cancellation_id: str) -> None:
+        self.body_hash = body_hash
+        self.cancellation_id = cancellation_id
+
+
+class CancellationStore(PaymentStore, ShopStore, Protocol):
+    """Everything a cancel touches: its payment, its shop, and itself."""
+
+    def payment_cancellations(self, shop_id: str, tno: str) -> list[Cancellation]: ...
+
+    def cancellation_page(
+        self, shop_id: str, query: CancellationQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """A page of the shop's cancellations, newest first, by Query with bounded reads.
+
+        Conflict for a position outside this shop's list."""
+        ...
+
+    def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
+        """(shop, tno) of every payment with an open cancel, or a cancel FAILED since then."""
+        ...
+
+    def get_idempotency(self, shop_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def create_cancellation(
+        self, cancellation: Cancellation, key: str, body_hash: str, expires_at: datetime
+    ) -> None:
+        """Create it with its idempotency record, atomically; Conflict if the key exists."""
+        ...
+
+    def get_cancellation(self, shop_id: str, cancellation_id: str) -> Cancellation | None: ...
+
+    def reserve(self, cancellation: Cancellation, amount: int) -> None:
+        """REQUESTED -> RESERVED, lowering the payment's available balance by amount.
+
+        InsufficientBalance if it no longer covers it; Conflict if not REQUESTED any more.
+        """
+        ...
+
+    def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
+        """RESERVED -> SENDING: take the payment's send lock and journal the attempt.
+
+        Returns KCP's balance before this cancel. PaymentBusy if another cancel holds the
+        lock; Conflict if the cancellation is not RESERVED (a resent step: never send twice).
+        """
+        ...
+
+    def dispatch(self, cancellation: Cancellation, attempt: Attempt, claim: str) -> bool:
+        """Claim a PENDING attempt (SENT or VOID) if nobody has; False if someone had."""
+        ...
+
+    def journal(self, cancellation: Cancellation, attempt: Attempt) -> None:
+        """Write an attempt (new, or its completion)."""
+        ...
+
+    def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
+        """A non-terminal status change with no money effect (e.g. RECONCILING)."""
+        ...
+
+    def settle(
+        self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
+    ) -> None:
+        """Write the outcome and its effect on the payment (decided by the domain), atomically.
+
+        Conflict if the stored cancellation is no longer in `cancellation.status`, or the payment
+        no longer matches what the effect was decided from (lock, balance).
+        """
+        ...
