@@ -197,7 +197,7 @@ def _schedules_lambda(event: dict[str, Any]) -> bool:
     if event["type"] == "LambdaFunctionScheduled":
         return True
     details = event.get("taskScheduledEventDetails", {})
-    return event["type"] == "TaskScheduled" and details.get("resourceType") == "lambda"
+    return bool(event["type"] == "TaskScheduled" and details.get("resourceType") == "lambda")
 
 
 def measure(stack: Any, n: int) -> list[Run]:

@@ -6,8 +6,10 @@ from typing import Annotated
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.http import responses as out
 from cancelflow.http.api import (
     answers,
@@ -43,7 +45,8 @@ NOT_FOUND = "SUBSCRIPTION_NOT_FOUND"
 
 def shop_id() -> str:
     # Set by the authorizer; API Gateway never lets a request through without it.
-    return app.current_event.request_context.authorizer.get_context()["shop_id"]
+    shop: str = app.current_event.request_context.authorizer.get_context()["shop_id"]
+    return shop
 
 
 @app.post(
@@ -186,6 +189,6 @@ def charges(subscription_id: str) -> out.ChargePage:
     return out.ChargePage(items=[charge_view(c) for c in found], next_cursor=None)
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-def handler(event: dict, context: object) -> dict:
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
+def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))
