@@ -19,7 +19,7 @@ from cancelflow.http.api import (
     resolver,
     with_request_id,
 )
-from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
+from cancelflow.http.subscription_requests import BatchKeyIn, CancelSubscriptionIn, SubscriptionIn
 from cancelflow.http.subscription_views import charge_view, subscription_view
 from cancelflow.subscriptions import service as subscriptions
 from cancelflow.subscriptions.model import Status
@@ -147,6 +147,33 @@ def pause(subscription_id: str) -> out.Subscription:
 )
 def resume(subscription_id: str) -> out.Subscription:
     sub = subscriptions.resume(runtime.billing_store(), runtime.clock, shop_id(), subscription_id)
+    return subscription_view(sub)
+
+
+@app.put(
+    "/v1/subscriptions/<subscription_id>/batch-key",
+    operation_id="replaceCard",
+    summary="Replace the customer's card",
+    description="A new KCP batch key for the next charges, sealed like the first and shown only "
+    "as its last 4 characters. Refused while a charge is in flight: its fate is settled by "
+    "resending it to the card it was first sent with.",
+    tags=TAGS,
+    responses=answers(
+        {200: "The subscription, with its new card"},
+        NOT_FOUND,
+        "SUBSCRIPTION_STATE_CONFLICT",
+        body=True,
+    ),
+)
+def replace_card(subscription_id: str, body: BatchKeyIn) -> out.Subscription:
+    sub = subscriptions.replace_card(
+        runtime.billing_store(),
+        runtime.batch_keys(),
+        runtime.clock,
+        shop_id(),
+        subscription_id,
+        body.batch_key,
+    )
     return subscription_view(sub)
 
 

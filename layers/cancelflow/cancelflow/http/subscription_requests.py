@@ -18,6 +18,26 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+BatchKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_\-]{8,64}$",
+        description="KCP batch key (bt_batch_key); stored sealed, shown as its last 4",
+        repr=False,
+    ),
+]
+
+
+class BatchKeyIn(Strict):
+    """The customer's new card: a batch key from KCP's card registration window."""
+
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={"examples": [{"batch_key": "BK20261203c3d4"}]}
+    )
+
+    batch_key: BatchKey
+
+
 class SubscriptionIn(Strict):
     """A subscription to charge with the customer's KCP batch key."""
 
@@ -39,14 +59,7 @@ class SubscriptionIn(Strict):
 
     customer_name: Annotated[str, Field(min_length=1, max_length=60)]
     customer_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-    batch_key: Annotated[
-        str,
-        Field(
-            pattern=r"^[A-Za-z0-9_\-]{8,64}$",
-            description="KCP batch key (bt_batch_key); stored sealed, shown as its last 4",
-            repr=False,
-        ),
-    ]
+    batch_key: BatchKey
     amount: Krw
     product_name: Annotated[str, Field(min_length=1, max_length=100)]
     cycle: Cycle

@@ -166,6 +166,16 @@ class Subscription:
             updated_at=at,
         )
 
+    def with_card(self, sealed_key: str, last4: str, at: datetime) -> Subscription:
+        """A new card (batch key) for the next attempts; a SUSPENDED plan stays suspended until
+        resumed, then charges the new card."""
+        if self.status is Status.CANCELLED:
+            raise Problem(
+                "SUBSCRIPTION_STATE_CONFLICT",
+                "A cancelled subscription's card cannot be replaced; create a new subscription.",
+            )
+        return replace(self, batch_key_ref=sealed_key, batch_key_last4=last4, updated_at=at)
+
     def charged(self, paid: PaidPeriod) -> Subscription:
         """The period is paid: on to the next one (a repeat, or a later period, is a no-op)."""
         if self.period != paid.period:

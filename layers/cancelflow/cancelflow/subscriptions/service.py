@@ -17,6 +17,7 @@ from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.model import (
+    OPEN_CHARGE,
     CancelWhen,
     Charge,
     ChargeStatus,
@@ -151,6 +152,33 @@ def _list_scope(shop_id: str, status: str | None, since: date | None, until: dat
         "to": until.isoformat() if until else None,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def replace_card(
+    store: BillingStore,
+    vault: BatchKeyVault,
+    clock: Clock,
+    shop_id: str,
+    subscription_id: str,
+    batch_key: str,
+) -> Subscription:
+    """Replace the customer's card (KCP batch key), sealed like the first; never shown or logged.
+
+    Refused while a charge is in flight: its fate is settled by resending its order id, and that
+    resend must go to the card it was first sent with."""
+    current = get(store, shop_id, subscription_id)
+    if current.status is not Status.CANCELLED and any(
+        c.status in OPEN_CHARGE for c in store.charges(shop_id, subscription_id)
+    ):
+        raise Problem(
+            "SUBSCRIPTION_STATE_CONFLICT",
+            "A charge of this subscription is in flight; replace the card once it is settled.",
+        )
+    sealed = vault.seal(shop_id, subscription_id, batch_key)
+    now = clock.now()
+    return _change(
+        store, shop_id, subscription_id, lambda sub: sub.with_card(sealed, batch_key[-4:], now)
+    )
 
 
 def charges(store: BillingStore, shop_id: str, subscription_id: str) -> list[Charge]:
