@@ -51,7 +51,8 @@ def main() -> None:
         )
     except Problem as problem:
         sys.exit(f"{problem.code}: {problem.detail}")
-    print(json.dumps(subscription_view(sub), ensure_ascii=False, indent=2))
+    shown = subscription_view(sub).model_dump(mode="json")
+    print(json.dumps(shown, ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

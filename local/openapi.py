@@ -18,8 +18,25 @@ TITLE = "cancelflow shop API"
 VERSION = "1.0.0"
 DESCRIPTION = (
     "Cancel and refund NHN KCP payments. Authenticate with `Authorization: Bearer <shop key>`. "
-    "Errors are application/problem+json with a stable `code`."
+    "Errors are application/problem+json (RFC 9457) with a stable `code`; every answer carries "
+    "a `Request-Id` header (also in problem bodies as `request_id`): quote it to support."
 )
+# What Powertools documents that this API never sends: its own validation errors (every
+# refusal is problem+json, see cancelflow/api.py).
+POWERTOOLS_ONLY = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+# API Gateway's own answers (template.yaml GatewayResponses) quote the id in the body only.
+GATEWAY_STATUSES = (401, 403, 429)
+GATEWAY_REQUEST_ID = {
+    "description": "Not on API Gateway's own refusals: their body's request_id has it",
+    "required": False,
+    "schema": {"type": "string"},
+}
+HEADERS = {"idempotency-key": "Idempotency-Key", "accept-language": "Accept-Language"}
+REQUEST_ID = {
+    "description": "The request's id: on every log line of it, and in problem bodies",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def _app(path: Path) -> Any:
@@ -56,7 +73,48 @@ def generate() -> dict[str, Any]:
         "shopKey": {"type": "http", "scheme": "bearer", "description": "The shop's secret API key"}
     }
     doc["security"] = [{"shopKey": []}]
+    _only_what_is_sent(doc)
     return doc
+
+
+def _only_what_is_sent(doc: dict[str, Any]) -> None:
+    """Drop Powertools' validation answers, add the models the routes name by reference
+    (problem+json, the policy bodies), and the Request-Id header on every answer."""
+    from cancelflow.http import responses
+    from cancelflow.http.api import answers as declared
+
+    internal_error = declared({})[500]  # Powertools puts its own 500 over the declared one
+    schemas = doc["components"]["schemas"]
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header":  # HTTP's spelling, not Powertools' lower case
+                    parameter["name"] = HEADERS.get(parameter["name"], parameter["name"])
+                    # The use cases refuse a request without it (400 IDEMPOTENCY_KEY_REQUIRED).
+                    if parameter["name"] == "Idempotency-Key":
+                        parameter["required"] = True
+                        parameter["schema"] = parameter["schema"]["anyOf"][0]
+            answers = operation["responses"]
+            for status, answer in list(answers.items()):
+                refs = json.dumps(answer.get("content", {}))
+                if any(f'/{name}"' in refs for name in POWERTOOLS_ONLY):
+                    if str(status) != "500":
+                        del answers[status]
+                        continue
+                    answer = answers[status] = json.loads(json.dumps(internal_error))
+                if str(status) == "204":  # No Content: no body to describe
+                    answer.pop("content", None)
+                answer.setdefault("headers", {})["Request-Id"] = (
+                    GATEWAY_REQUEST_ID if int(status) in GATEWAY_STATUSES else REQUEST_ID
+                )
+            operation["responses"] = dict(sorted(answers.items()))
+    for name in POWERTOOLS_ONLY:
+        schemas.pop(name, None)
+    for model in (responses.Problem, responses.PolicyIn, responses.PolicyPatch):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    doc["components"]["schemas"] = dict(sorted(schemas.items()))
 
 
 def render() -> str:

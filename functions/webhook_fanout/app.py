@@ -21,15 +21,15 @@ def render(event: Event) -> dict[str, Any]:
     kind = event.type.split(".")[0]
     if kind == "cancellation":
         found = store.get_cancellation(event.shop_id, event.resource)
-        return cancellation_view(found, found.execution_id) if found else {}
+        return cancellation_view(found, found.execution_id).model_dump(mode="json") if found else {}
     if kind == "payment":
         payment = store.get_payment(event.shop_id, event.resource)
-        return payment_view(payment) if payment else {}
+        return payment_view(payment).model_dump(mode="json") if payment else {}
     if kind == "subscription":
         from cancelflow.http.subscription_views import subscription_view
 
         sub = runtime.billing_store().get(event.shop_id, event.resource)
-        return subscription_view(sub) if sub else {}
+        return subscription_view(sub).model_dump(mode="json") if sub else {}
     return {}
 
 

@@ -175,7 +175,7 @@ def test_an_implausible_approval_time_is_refused_and_the_history_stays_readable(
     assert http("GET", f"{shop.url}/v1/payments/{payment['tno']}", headers=shop.auth).status == 404
     history = http("GET", f"{shop.url}/v1/payments?limit=100", headers=shop.auth)
     assert history.status == 200
-    assert payment["tno"] not in [p["tno"] for p in history.body["payments"]]
+    assert payment["tno"] not in [p["tno"] for p in history.body["items"]]
 
 
 def test_a_payment_kcp_does_not_hold_as_described_is_refused_with_what_differs(

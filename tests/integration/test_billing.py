@@ -371,13 +371,13 @@ def test_subscriptions_page_with_a_signed_cursor_only_their_shop_and_filters_can
     mine = {subscribe(shop, key, "2036-04-01").body["subscription_id"] for _ in range(3)}
     seen: list[str] = []
     page = call(shop, "GET", "/v1/subscriptions?limit=2")
-    first_cursor = page.body["cursor"]
+    first_cursor = page.body["next_cursor"]
     for _ in range(500):
         assert page.status == 200, page.body
         seen += [s["subscription_id"] for s in page.body["items"]]
-        if not page.body["cursor"]:
+        if not page.body["next_cursor"]:
             break
-        page = call(shop, "GET", f"/v1/subscriptions?limit=2&cursor={page.body['cursor']}")
+        page = call(shop, "GET", f"/v1/subscriptions?limit=2&cursor={page.body['next_cursor']}")
     assert len(seen) == len(set(seen)) and mine <= set(seen)
     # The cursor is bound to the shop and the filters it was made for, and cannot be edited.
     elsewhere = call(shop_b, "GET", f"/v1/subscriptions?limit=2&cursor={first_cursor}")

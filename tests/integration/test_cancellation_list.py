@@ -19,7 +19,7 @@ def _list(client: ShopClient, query: str = "") -> tuple[int, Any]:
 
 
 def _ids(body: dict[str, Any], among: list[str] | None = None) -> list[str]:
-    found = [c["cancellation_id"] for c in body["cancellations"]]
+    found = [c["cancellation_id"] for c in body["items"]]
     return [i for i in found if among is None or i in among]
 
 
@@ -45,10 +45,10 @@ def test_a_payments_cancellations_newest_first_and_only_the_failed_one_by_status
 
     assert status == 200, body
     assert _ids(body) == [second, first, failed]
-    assert [c["status"] for c in body["cancellations"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
-    assert [c["amount"] for c in body["cancellations"]] == [7000, 5000, 5000]
-    assert body["cancellations"][2]["gateway"]["res_cd"] == "8012"
-    assert all("attempts" not in c for c in body["cancellations"])  # read one by id for those
+    assert [c["status"] for c in body["items"]] == ["SUCCEEDED", "SUCCEEDED", "FAILED"]
+    assert [c["amount"] for c in body["items"]] == [7000, 5000, 5000]
+    assert body["items"][2]["gateway"]["res_cd"] == "8012"
+    assert all("attempts" not in c for c in body["items"])  # read one by id for those
     assert body["next_cursor"] is None
     _, only_failed = _list(shop, f"tno={story['a']}&status=FAILED")
     assert _ids(only_failed) == [failed]
@@ -66,10 +66,10 @@ def test_the_shops_list_finds_todays_failures_and_nothing_tomorrow(
 
     assert _ids(everything, story["ids"]) == [full, second, first, failed]
     assert _ids(todays_failures, story["ids"]) == [failed]
-    assert {c["status"] for c in todays_failures["cancellations"]} == {"FAILED"}
-    assert tomorrow["cancellations"] == []
+    assert {c["status"] for c in todays_failures["items"]} == {"FAILED"}
+    assert tomorrow["items"] == []
     _, other_shop = _list(shop_b, f"tno={story['a']}")
-    assert other_shop["cancellations"] == []
+    assert other_shop["items"] == []
 
 
 def test_pages_follow_a_signed_cursor_bound_to_the_filters_and_the_shop(

@@ -52,12 +52,12 @@ def test_find_a_payment_by_product_name_case_insensitively_newest_first(
     seeded = _seed(shop, sandbox, marker)
     status, body = _history(shop, f"product={quote('T-SHIRT XL ' + marker)}")
     assert status == 200
-    assert [p["tno"] for p in body["payments"]] == [seeded[3]["tno"]]
+    assert [p["tno"] for p in body["items"]] == [seeded[3]["tno"]]
     status, body = _history(shop, f"product={quote('t-shirt')}&from=2025-03-10&to=2025-03-12")
-    names = [p["product_name"] for p in body["payments"] if marker in p["product_name"]]
+    names = [p["product_name"] for p in body["items"] if marker in p["product_name"]]
     assert names == [f"organic t-shirt XL {marker}", f"Organic T-Shirt {marker}"]
-    assert body["payments"][0]["approved_at"] == "2025-03-12T12:00:00+09:00"
-    assert {p["tno"] for p in body["payments"] if marker in p["product_name"]} == {
+    assert body["items"][0]["approved_at"] == "2025-03-12T12:00:00+09:00"
+    assert {p["tno"] for p in body["items"] if marker in p["product_name"]} == {
         seeded[3]["tno"],
         seeded[0]["tno"],
     }
@@ -68,11 +68,11 @@ def test_dates_are_kst_days_and_amounts_bound_the_range(
 ) -> None:
     _seed(shop, sandbox, marker)
     _, day = _history(shop, f"product={marker}&from=2025-03-10&to=2025-03-10")
-    assert [p["amount"] for p in day["payments"]] == [55000, 12000]  # 23:30 KST is still the 10th
+    assert [p["amount"] for p in day["items"]] == [55000, 12000]  # 23:30 KST is still the 10th
     _, amounts = _history(shop, f"product={marker}&min_amount=10000&max_amount=55000")
-    assert sorted(p["amount"] for p in amounts["payments"]) == [12000, 30000, 55000]
+    assert sorted(p["amount"] for p in amounts["items"]) == [12000, 30000, 55000]
     _, by_method = _history(shop, f"product={marker}&method=VIRTUAL_ACCOUNT")
-    assert [p["amount"] for p in by_method["payments"]] == [99000]
+    assert [p["amount"] for p in by_method["items"]] == [99000]
 
 
 def test_pages_follow_an_opaque_cursor_without_gaps_or_repeats(
@@ -84,8 +84,8 @@ def test_pages_follow_an_opaque_cursor_without_gaps_or_repeats(
         _, page = _history(
             shop, f"product={marker}&limit=2" + (f"&cursor={cursor}" if cursor else "")
         )
-        assert len(page["payments"]) <= 2
-        seen += [p["tno"] for p in page["payments"]]
+        assert len(page["items"]) <= 2
+        seen += [p["tno"] for p in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
@@ -131,7 +131,7 @@ def test_another_shop_sees_none_of_these_payments(
 ) -> None:
     seeded = _seed(shop, sandbox, marker)
     _, page = _history(shop_b, f"product={marker}")
-    assert page["payments"] == []
+    assert page["items"] == []
     detail = http("GET", f"{shop_b.url}/v1/payments/{seeded[0]['tno']}", headers=shop_b.auth)
     assert (detail.status, detail.body["code"]) == (404, "PAYMENT_NOT_FOUND")
 
@@ -176,11 +176,11 @@ def test_partially_cancel_twice_then_read_the_whole_story_in_the_detail(
     assert [c["partial_seq"] for c in detail["cancellations"][1:]] == ["0001", "0002"]
     assert all(c["cancelled_at"] for c in detail["cancellations"][1:])
     listed = http("GET", f"{shop.url}/v1/payments/{tno}/cancellations", headers=shop.auth).body
-    assert [c["cancellation_id"] for c in listed["cancellations"]] == [
+    assert [c["cancellation_id"] for c in listed["items"]] == [
         c["cancellation_id"] for c in detail["cancellations"]
     ]
     _, cancelled = _history(shop, f"product={marker}&status=PARTIALLY_CANCELLED")
-    assert [p["tno"] for p in cancelled["payments"]] == [tno]
+    assert [p["tno"] for p in cancelled["items"]] == [tno]
 
 
 def test_export_the_month_as_csv_that_keeps_korean_intact(
@@ -304,11 +304,11 @@ def test_find_a_payment_by_its_order_id_or_its_buyer_exactly(
     ):
         status, page = _history(shop, query)
         assert status == 200
-        assert [p["tno"] for p in page["payments"]] == [mine["tno"]], query
+        assert [p["tno"] for p in page["items"]] == [mine["tno"]], query
     _, partial = _history(shop, f"buyer={quote(f'이서{marker}')}")  # exact, not a prefix
-    assert [p["tno"] for p in partial["payments"]] == [other["tno"]]
+    assert [p["tno"] for p in partial["items"]] == [other["tno"]]
     _, none = _history(shop, f"order_id=ORD-{marker}&buyer=nobody@example.com")
-    assert none["payments"] == []
+    assert none["items"] == []
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -16,17 +19,102 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 
 from cancelflow.adapters import aws
+from cancelflow.cancellations import eligibility
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.cancellations.ports import CancellationQuery
 from cancelflow.cancellations.service import CancelRequest
 from cancelflow.http.requests import CancelIn, PaymentIn
+from cancelflow.http.responses import GATEWAY_PROBLEMS, status_of
 from cancelflow.kcp.port import PayMethod, RefundAccount
 from cancelflow.kernel.clock import KST
-from cancelflow.kernel.errors import Problem
+from cancelflow.kernel.errors import CATALOGUE, Problem
+from cancelflow.kernel.reasons import REASONS
 from cancelflow.payments.model import Payment, PaymentStatus
 from cancelflow.payments.ports import HistoryQuery
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+# Every operation can answer these: the gateway's refusals (template.yaml GatewayResponses),
+# an unknown query parameter, and what no request can avoid.
+COMMON_PROBLEMS = (
+    "UNAUTHORIZED",
+    "SHOP_NOT_PROVISIONED",
+    "RATE_LIMITED",
+    "VALIDATION_FAILED",
+    "INTERNAL_ERROR",
+    "SERVICE_UNAVAILABLE",
+)
+# An operation with a JSON body can also answer these.
+BODY_PROBLEMS = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE")
+
+
+@cache
+def eligibility_refusals() -> tuple[str, ...]:
+    """The reason codes eligibility.decide can refuse a cancel with (each a 422 `code`),
+    read from its source so the contract cannot miss one it gains."""
+    tree = ast.parse(inspect.getsource(eligibility))
+    found = {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REASONS
+    }
+    return tuple(sorted(found))
+
+
+def answers(
+    success: dict[int, str],
+    *codes: str,
+    body: bool = False,
+    headers: dict[int, dict[str, str]] | None = None,
+) -> dict[int, Any]:
+    """The OpenAPI responses of an operation: its successes (the return model's schema) and,
+    per status, a problem+json schema whose `code` lists exactly the codes it can answer."""
+    declared: dict[int, Any] = {}
+    for status, description in success.items():
+        declared[status] = {"description": description}
+        if headers and status in headers:
+            declared[status]["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}, "required": True}
+                for name, text in headers[status].items()
+            }
+    by_status: dict[int, set[str]] = {}
+    for code in (*COMMON_PROBLEMS, *(BODY_PROBLEMS if body else ()), *codes):
+        by_status.setdefault(status_of(code), set()).add(code)
+    for status, found in sorted(by_status.items()):
+        listed = sorted(found)
+        titles = "\n".join(f"- `{c}`: {_title(c)}" for c in listed)
+        declared[status] = {
+            "description": titles,
+            "content": {
+                PROBLEM_JSON: {
+                    "schema": {
+                        "allOf": [{"$ref": PROBLEM_REF}],
+                        "properties": {
+                            "status": {"const": status},
+                            "code": {"type": "string", "enum": listed},
+                        },
+                    },
+                    "example": _example(listed[0], status),
+                }
+            },
+        }
+    return declared
+
+
+def _title(code: str) -> str:
+    return GATEWAY_PROBLEMS[code][1] if code in GATEWAY_PROBLEMS else CATALOGUE[code][1]
+
+
+def _example(code: str, status: int) -> dict[str, Any]:
+    return {
+        "type": f"https://cancelflow.dev/problems/{code.lower().replace('_', '-')}",
+        "title": _title(code),
+        "status": status,
+        "code": code,
+        "detail": _title(code),
+        "request_id": "c0a8e7d2-3f41-4b8e-9a55-0d2b7e61f0aa",
+    }
 
 
 def json_text(body: Any) -> str:
@@ -84,6 +172,24 @@ def refuse_non_json(event: dict[str, Any]) -> dict[str, Any] | None:
 MERGE_PATCH_JSON = "application/merge-patch+json"
 
 
+def json_body(headers: dict[str, str] | None, body: str | None) -> Any:
+    """A JSON body a route reads itself: 415 unless sent as application/json, 400 naming the
+    body when it is missing or not JSON."""
+    kind = content_type(headers)
+    if body and kind != "application/json":
+        raise Problem("UNSUPPORTED_MEDIA_TYPE", f"Content-Type {kind}: send application/json.")
+    if not body:
+        raise Problem(
+            "VALIDATION_FAILED",
+            "body: required",
+            errors=[{"field": "body", "message": "required"}],
+        )
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise Problem("MALFORMED_JSON") from error
+
+
 def merge_patch_body(headers: dict[str, str] | None, body: str | None) -> Any:
     """The JSON Merge Patch (RFC 7396) a PATCH carries; plain application/json is read as one.
 
@@ -107,13 +213,15 @@ MERGE_PATCH_BODY = {
     "required": True,
     "content": {
         MERGE_PATCH_JSON: {
-            "schema": {
-                "type": "object",
-                "description": "The policy fields to change (RFC 7396); null resets one to "
-                "its default",
-            }
+            "schema": {"$ref": "#/components/schemas/PolicyPatch"},
+            "example": {"withdrawal_days": 14, "return_shipping_fee": 3000},
         }
     },
+}
+# PUT's body is read by the domain (shops.replace_policy names every wrong field); its schema.
+POLICY_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PolicyIn"}}},
 }
 
 
@@ -127,6 +235,14 @@ def _unknown_query(unknown: list[str], known: set[str]) -> Problem:
 
 def _rid(app: APIGatewayRestResolver) -> str:
     return request_id(app.current_event.raw_event)
+
+
+def resolver() -> APIGatewayRestResolver:
+    """The router both API functions use: inputs validated, answers checked against their
+    response models (a mismatch is our bug: 500 INTERNAL_ERROR, logged), UTF-8 JSON."""
+    return APIGatewayRestResolver(
+        enable_validation=True, serializer=json_text, response_validation_error_http_code=500
+    )
 
 
 def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> None:
@@ -143,7 +259,7 @@ def install_problem_handlers(app: APIGatewayRestResolver, logger: Logger) -> Non
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem_response(Problem("MALFORMED_JSON"), app.current_event.path, _rid(app))
         details = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "")} for e in errors]
-        missing_key = any(d["field"] == "Idempotency-Key" for d in details)
+        missing_key = any(d["field"].lower() == "idempotency-key" for d in details)
         problem = Problem(
             "IDEMPOTENCY_KEY_REQUIRED" if missing_key else "VALIDATION_FAILED",
             "; ".join(f"{d['field']}: {d['message']}" for d in details),

@@ -28,6 +28,24 @@ class Item(Strict):
 class PaymentIn(Strict):
     """An approved KCP payment, as the shop's server received it from KCP."""
 
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={
+            "examples": [
+                {
+                    "tno": "20261203123456",
+                    "order_id": "ORD-20261203-0001",
+                    "amount": 15000,
+                    "method": "CARD",
+                    "product_name": "오가닉 티셔츠",
+                    "buyer_email": "kim@example.com",
+                    "buyer_name": "김하늘",
+                    "approved_at": "2026-12-03T10:15:00+09:00",
+                    "items": [{"name": "오가닉 티셔츠", "quantity": 1, "price": 15000}],
+                }
+            ]
+        },
+    )
+
     tno: Tno
     order_id: Annotated[str, Field(min_length=1, max_length=40)]
     amount: Krw
@@ -71,6 +89,16 @@ class Requester(StrEnum):
 class CancelIn(Strict):
     """A cancel request: without amount it cancels everything that is left."""
 
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={
+            "examples": [
+                {"reason_code": "CHANGE_OF_MIND", "reason": "단순 변심"},
+                {"reason_code": "DEFECTIVE", "amount": 5000},
+                {"reason_code": "ORDER_CHANGE", "removed_items": [1]},
+            ]
+        },
+    )
+
     amount: Krw | None = None
     reason_code: ReasonCode
     reason: Annotated[str, Field(max_length=200)] = ""
@@ -84,5 +112,9 @@ class CancelIn(Strict):
 
 
 class FulfillmentIn(Strict):
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={"examples": [{"status": "SHIPPED"}]},
+    )
+
     status: Fulfillment
     at: AwareDatetime | None = Field(default=None, description="when it happened; default now")

@@ -31,11 +31,31 @@ BatchKey = Annotated[
 class BatchKeyIn(Strict):
     """The customer's new card: a batch key from KCP's card registration window."""
 
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={"examples": [{"batch_key": "BK20261203c3d4"}]}
+    )
+
     batch_key: BatchKey
 
 
 class SubscriptionIn(Strict):
     """A subscription to charge with the customer's KCP batch key."""
+
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_name": "김하늘",
+                    "customer_email": "sky@example.com",
+                    "batch_key": "BK20261203a1b2",
+                    "amount": 9900,
+                    "product_name": "커피 정기배송",
+                    "cycle": "MONTHLY",
+                    "first_charge_date": "2026-12-03",
+                }
+            ]
+        },
+    )
 
     customer_name: Annotated[str, Field(min_length=1, max_length=60)]
     customer_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
@@ -68,4 +88,8 @@ class SubscriptionIn(Strict):
 
 
 class CancelSubscriptionIn(Strict):
+    model_config = ConfigDict(  # merged with Strict's
+        json_schema_extra={"examples": [{"when": "PERIOD_END"}, {"when": "IMMEDIATELY"}]},
+    )
+
     when: CancelWhen = CancelWhen.PERIOD_END

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from cancelflow.kcp import codes
+from cancelflow.http import responses as out
+from cancelflow.http.views import gateway_view
 from cancelflow.kernel.clock import to_kst_text
 from cancelflow.subscriptions.model import Charge, ChargeStatus, Status, Subscription
 from cancelflow.subscriptions.service import refund_waits_for_tno
 
 
-def subscription_view(s: Subscription) -> dict[str, Any]:
+def subscription_view(s: Subscription) -> out.Subscription:
+    return out.Subscription.model_validate(_subscription_fields(s))
+
+
+def _subscription_fields(s: Subscription) -> dict[str, Any]:
     paid = s.last_paid
     return {
         "subscription_id": s.subscription_id,
@@ -53,8 +58,11 @@ def subscription_view(s: Subscription) -> dict[str, Any]:
     }
 
 
-def charge_view(c: Charge, lang: str = "ko") -> dict[str, Any]:
-    told = codes.describe(c.res_cd, c.res_msg, lang) if c.res_cd else None
+def charge_view(c: Charge, lang: str = "ko") -> out.Charge:
+    return out.Charge.model_validate(_charge_fields(c, lang))
+
+
+def _charge_fields(c: Charge, lang: str) -> dict[str, Any]:
     return {
         "period": c.period,
         "attempt": c.attempt,
@@ -65,14 +73,7 @@ def charge_view(c: Charge, lang: str = "ko") -> dict[str, Any]:
         "tno": c.tno or None,
         "approved_at": to_kst_text(c.approved_at) if c.approved_at else None,
         "confirmed_by": c.confirmed_by or None,
-        "gateway": {
-            "res_cd": c.res_cd,
-            "res_msg": c.res_msg,
-            "message": told["message"] if told else "",
-            "hint": told["hint"] if told else "",
-        }
-        if c.res_cd
-        else None,
+        "gateway": gateway_view(c.res_cd, c.res_msg, lang),
         "detail": c.detail or None,
         # Charged, but KCP answered only "duplicate order": refundable once its tno is linked.
         "open_case": "TNO_UNKNOWN" if c.status is ChargeStatus.SUCCEEDED and not c.tno else None,

@@ -1,4 +1,5 @@
-"""What the API shows: plain dicts, times in KST, secrets masked, codes explained."""
+"""What the API shows: the response models (http/responses.py), times in KST, secrets masked,
+codes explained."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from cancelflow.cancellations.model import (
     Cancellation,
     CancellationStatus,
 )
+from cancelflow.http import responses as out
 from cancelflow.kcp import codes
 from cancelflow.kernel.clock import to_kst_text
 from cancelflow.kernel.reasons import BREAKDOWN, explain
@@ -26,7 +28,7 @@ def mask_email(email: str) -> str:
     return f"{name[:2]}***@{domain}"
 
 
-def payment_view(payment: Payment) -> dict[str, Any]:
+def _payment_fields(payment: Payment) -> dict[str, Any]:
     return {
         "tno": payment.tno,
         "order_id": payment.order_id,
@@ -50,25 +52,48 @@ def payment_view(payment: Payment) -> dict[str, Any]:
     }
 
 
-def _gateway_view(res_cd: str, res_msg: str, lang: str) -> dict[str, Any] | None:
+def payment_view(payment: Payment) -> out.Payment:
+    return out.Payment.model_validate(_payment_fields(payment))
+
+
+def payment_detail_view(
+    payment: Payment, cancellations: list[out.Cancellation]
+) -> out.PaymentDetail:
+    return out.PaymentDetail.model_validate(
+        _payment_fields(payment) | {"cancellations": cancellations}
+    )
+
+
+def gateway_view(res_cd: str, res_msg: str, lang: str) -> out.GatewayAnswer | None:
+    """The one view of a KCP answer (cancels, inquiries and subscription charges alike)."""
     if not res_cd:
         return None
-    return {"res_cd": res_cd, "res_msg": res_msg} | codes.describe(res_cd, res_msg, lang)
+    told = codes.describe(res_cd, res_msg, lang)
+    return out.GatewayAnswer(
+        res_cd=res_cd,
+        res_msg=res_msg,
+        code=told["code"],
+        message=told["message"],
+        hint=told["hint"],
+        retryable=told["retryable"],
+    )
 
 
-def attempt_view(attempt: Attempt, lang: str) -> dict[str, Any]:
-    return {
-        "seq": attempt.seq,
-        "kind": attempt.kind,
-        "sent_at": _kst(attempt.sent_at),
-        "completed_at": _kst(attempt.completed_at),
-        "outcome": attempt.outcome or "PENDING",
-        "detail": attempt.detail,
-        "gateway": _gateway_view(attempt.res_cd, attempt.res_msg, lang),
-    }
+def attempt_view(attempt: Attempt, lang: str) -> out.Attempt:
+    return out.Attempt.model_validate(
+        {
+            "seq": attempt.seq,
+            "kind": attempt.kind,
+            "sent_at": _kst(attempt.sent_at),
+            "completed_at": _kst(attempt.completed_at),
+            "outcome": attempt.outcome or "PENDING",
+            "detail": attempt.detail,
+            "gateway": gateway_view(attempt.res_cd, attempt.res_msg, lang),
+        }
+    )
 
 
-def line_view(line: BreakdownLine, lang: str) -> dict[str, Any]:
+def line_view(line: BreakdownLine, lang: str) -> out.BreakdownLine:
     """A decision's line; an ITEM line names the item it gives back (position, name, quantity)."""
     view: dict[str, Any] = {
         "code": line.code,
@@ -77,12 +102,10 @@ def line_view(line: BreakdownLine, lang: str) -> dict[str, Any]:
     }
     if line.item is not None:
         view |= {"item": line.item, "name": line.name, "quantity": line.quantity}
-    return view
+    return out.BreakdownLine.model_validate(view)
 
 
-def cancellation_view(
-    cancellation: Cancellation, execution_id: str, lang: str = "ko"
-) -> dict[str, Any]:
+def _cancellation_fields(cancellation: Cancellation, execution_id: str, lang: str) -> dict:
     c = cancellation
     account = c.refund_account
     return {
@@ -110,24 +133,31 @@ def cancellation_view(
             if account
             else None
         ),
-        "gateway": _gateway_view(c.res_cd, c.res_msg, lang),
+        "gateway": gateway_view(c.res_cd, c.res_msg, lang),
         "cancelled_at": _kst(c.cancelled_at),
-        # Until KCP's answer is known the cancel is pending, its amount held (NEEDS_REVIEW too).
+        # Until KCP's answer is known the cancel is pending, its amount held (NEEDS_REVIEW
+        # too).
         "settled": c.status not in OPEN,
         "confirmed_by": c.confirmed_by or None,
         "corrected_from": c.corrected_from or None,
         "partial_seq": c.partial_seq or None,
-        "attempts": [attempt_view(a, lang) for a in c.attempts],
         "created_at": _kst(c.created_at),
         "updated_at": _kst(c.updated_at),
         "execution_id": c.execution_id or execution_id,
     }
 
 
+def cancellation_view(
+    cancellation: Cancellation, execution_id: str, lang: str = "ko"
+) -> out.Cancellation:
+    attempts = [attempt_view(a, lang) for a in cancellation.attempts]
+    fields = _cancellation_fields(cancellation, execution_id, lang)
+    return out.Cancellation.model_validate(fields | {"attempts": attempts})
+
+
 def cancellation_list_view(
     cancellation: Cancellation, execution_id: str, lang: str = "ko"
-) -> dict[str, Any]:
+) -> out.CancellationSummary:
     """A cancellation in a list: all but its journal of attempts (GET it by id for those)."""
-    view = cancellation_view(cancellation, execution_id, lang)
-    del view["attempts"]
-    return view
+    fields = _cancellation_fields(cancellation, execution_id, lang)
+    return out.CancellationSummary.model_validate(fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cancelflow.http import responses as out
 from cancelflow.kernel.clock import to_kst_text
 from cancelflow.webhooks.model import Delivery, Endpoint
 
@@ -12,7 +13,7 @@ def _kst(moment: Any) -> str | None:
     return to_kst_text(moment) if moment else None
 
 
-def endpoint_view(e: Endpoint, secret: str = "") -> dict[str, Any]:
+def endpoint_view(e: Endpoint, secret: str = "") -> out.WebhookEndpoint:
     """The endpoint; `secret` is given once, on creation and rotation, never shown again."""
     view: dict[str, Any] = {
         "id": e.endpoint_id,
@@ -28,10 +29,14 @@ def endpoint_view(e: Endpoint, secret: str = "") -> dict[str, Any]:
     }
     if secret:
         view["secret"] = secret
-    return view
+    return out.WebhookEndpoint.model_validate(view)
 
 
-def delivery_view(d: Delivery) -> dict[str, Any]:
+def delivery_view(d: Delivery) -> out.WebhookDelivery:
+    return out.WebhookDelivery.model_validate(_delivery_fields(d))
+
+
+def _delivery_fields(d: Delivery) -> dict[str, Any]:
     return {
         "id": d.delivery_id,
         "event_id": d.event_id,
