@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from cancelflow.cancellations import eligibility
 from cancelflow.cancellations.eligibility import CancelAsk
 from cancelflow.cancellations.model import (
+    DECIDED_STATUS,
     TERMINAL,
     Attempt,
     Cancellation,
@@ -575,7 +576,7 @@ def settle(
 ) -> dict[str, Any]:
     """Write the terminal outcome and its effect on the payment. A settled one stays as is."""
     cancellation = _load(store, shop_id, cancellation_id)
-    if cancellation.status not in TERMINAL:
+    if cancellation.status not in TERMINAL or _decided(cancellation, verdict):
         outcome = _outcome(cancellation, verdict, clock)
         outcome = replace(outcome, execution_id=execution_id or cancellation.execution_id)
         # KCP's balance before this cancel: known once sent (under the lock), unused before.
@@ -594,6 +595,18 @@ def settle(
     }
 
 
+def _decided(cancellation: Cancellation, verdict: dict[str, Any]) -> bool:
+    """A review's end: an open review settles only as its recorded decision says."""
+    review = cancellation.review
+    decision = review.decided if review else None
+    return (
+        cancellation.status is CancellationStatus.NEEDS_REVIEW
+        and decision is not None
+        and verdict.get("confirmed_by") == "OPERATOR"
+        and verdict.get("status") == DECIDED_STATUS[decision.outcome].value
+    )
+
+
 def _outcome(cancellation: Cancellation, verdict: dict[str, Any], clock: Clock) -> Cancellation:
     cancelled_at = verdict.get("cancelled_at")
     status = CancellationStatus(verdict["status"])
@@ -608,5 +621,7 @@ def _outcome(cancellation: Cancellation, verdict: dict[str, Any], clock: Clock) 
         confirmed_by=verdict.get(
             "confirmed_by", "ANSWER" if status is CancellationStatus.SUCCEEDED else ""
         ),
+        # A review's token is spent once it settles: nothing waits on it any more.
+        review=replace(cancellation.review, token="") if cancellation.review else None,
         updated_at=clock.now(),
     )

@@ -30,7 +30,9 @@ from cancelflow.cancellations.model import (
     BreakdownLine,
     Cancellation,
     CancellationStatus,
+    Decision,
     PaymentEffect,
+    Review,
 )
 from cancelflow.cancellations.ports import (
     CancellationPage,
@@ -38,6 +40,7 @@ from cancelflow.cancellations.ports import (
     IdempotencyRecord,
     InsufficientBalance,
     PaymentBusy,
+    ReviewQuery,
 )
 from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
@@ -266,6 +269,41 @@ class DynamoStore:
                 found.append(_cancellation_from(item, ()))
         return CancellationPage(tuple(found), following, len(rows) - len(found))
 
+    def review_page(
+        self, query: ReviewQuery, position: dict[str, Any] | None
+    ) -> CancellationPage:
+        """Open reviews across shops, oldest first, from the sparse OpenReviews index; shop and
+        amount filter what the (opened-before) range reads."""
+        high = "~"
+        if query.opened_before:
+            high = to_utc_text(query.opened_before, precise=True) + "#~"
+        values: dict[str, Any] = {":pk": _OPEN_REVIEWS, ":high": high}
+        filters = []
+        if query.shop_id:
+            filters.append("shop_id = :shop")
+            values[":shop"] = query.shop_id
+        if query.min_amount is not None:
+            filters.append("amount >= :min_amount")
+            values[":min_amount"] = query.min_amount
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "OpenReviews",
+            "KeyConditionExpression": "GSI5PK = :pk AND GSI5SK <= :high",
+            "ScanIndexForward": True,
+            "ReturnConsumedCapacity": "TOTAL",
+            "Limit": query.limit if not filters else min(HISTORY_READ_MAX, query.limit * 10),
+            "ExpressionAttributeValues": marshal(values),
+        }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        rows, following, *_ = self._query_page(kwargs, query.limit, _GSI5_KEY, position)
+        found: list[Cancellation] = []
+        for raw in rows:
+            item = unmarshal(raw)
+            with _readable(item, found):
+                found.append(_cancellation_from(item, ()))
+        return CancellationPage(tuple(found), following, len(rows) - len(found))
+
     def to_sweep(self, failed_since: datetime) -> list[tuple[str, str]]:
         """(shop, tno) of every payment with an open cancel, or one FAILED since then."""
         found: dict[tuple[str, str], None] = {}
@@ -464,6 +502,33 @@ class DynamoStore:
                 raise Conflict("cancellation is already terminal") from e
             raise
 
+    def update_review(self, cancellation: Cancellation, review: Review) -> None:
+        before = cancellation.review
+        condition = "#st = :open AND " + (
+            "#rv.version = :version" if before else "attribute_not_exists(#rv)"
+        )
+        values: dict[str, Any] = {
+            ":review": _review_doc(review),
+            ":open": CancellationStatus.NEEDS_REVIEW.value,
+        } | ({":version": before.version} if before else {})
+        if before is None:  # a case opened before reviews were kept: into the queue now
+            values[":gsi5pk"] = _OPEN_REVIEWS
+            values[":gsi5sk"] = _review_sort_key(cancellation.cancellation_id, review)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal(cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
+                UpdateExpression="SET #rv = :review"
+                + ("" if before else ", GSI5PK = :gsi5pk, GSI5SK = :gsi5sk"),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#st": "status", "#rv": "review"},
+                ExpressionAttributeValues=marshal(values),
+            )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise Conflict("the review changed meanwhile") from e
+            raise
+
     def settle(
         self, cancellation: Cancellation, outcome: Cancellation, effect: PaymentEffect
     ) -> None:
@@ -601,6 +666,8 @@ HISTORY_READ_BUDGET = 8  # DynamoDB requests one history page may cost at most
 HISTORY_READ_MAX = 1000  # items read per request when filters cannot be keyed
 _GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")  # a page position on ShopTimeline
 _GSI2_KEY = ("PK", "SK", "GSI2PK", "GSI2SK")  # and on ByPayment
+_GSI5_KEY = ("PK", "SK", "GSI5PK", "GSI5SK")  # and on OpenReviews
+_OPEN_REVIEWS = "REVIEW#OPEN"
 
 
 @contextmanager
@@ -647,12 +714,56 @@ def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
     return {}
 
 
+def _review_sort_key(cancellation_id: str, review: Review) -> str:
+    return f"{to_utc_text(review.opened_at, precise=True)}#{cancellation_id}"
+
+
+def _review_keys(c: Cancellation) -> dict[str, str]:
+    """Where the review queue finds a cancellation: only while its review is open."""
+    if c.status is not CancellationStatus.NEEDS_REVIEW or c.review is None:
+        return {}
+    return {"GSI5PK": _OPEN_REVIEWS, "GSI5SK": _review_sort_key(c.cancellation_id, c.review)}
+
+
+def _review_doc(r: Review) -> dict[str, Any]:
+    return {
+        "opened_at": to_utc_text(r.opened_at, precise=True),
+        "token": r.token,
+        "version": r.version,
+        "decisions": [
+            {
+                "outcome": d.outcome,
+                "note": d.note,
+                "by": d.by,
+                "at": to_utc_text(d.at),
+                "evidence": d.evidence,
+            }
+            for d in r.decisions
+        ],
+    }
+
+
+def _review_from(doc: dict[str, Any] | None) -> Review | None:
+    if not doc:
+        return None
+    return Review(
+        opened_at=from_utc_text(doc["opened_at"]),
+        token=doc.get("token", ""),
+        version=int(doc.get("version", 0)),
+        decisions=tuple(
+            Decision(d["outcome"], d["note"], d["by"], from_utc_text(d["at"]), d.get("evidence", {}))
+            for d in doc.get("decisions", [])
+        ),
+    )
+
+
 def _cancellation_item(c: Cancellation) -> dict[str, Any]:
     created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
     return (
         cancellation_key(c.shop_id, c.cancellation_id)
         | _sweep_keys(c, created)
+        | _review_keys(c)
         | {
             "GSI1PK": f"SHOP#{c.shop_id}#CANCELLATIONS",  # the shop's list, newest first
             "GSI1SK": f"{created}#{c.cancellation_id}",
@@ -687,6 +798,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "balance_before": c.balance_before,
             "confirmed_by": c.confirmed_by or None,
             "corrected_from": c.corrected_from or None,
+            "review": _review_doc(c.review) if c.review else None,
         }
     )
 
@@ -719,6 +831,7 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         attempts=attempts,
         confirmed_by=i.get("confirmed_by", ""),
         corrected_from=i.get("corrected_from", ""),
+        review=_review_from(i.get("review")),
     )
 
 
