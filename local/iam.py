@@ -159,8 +159,10 @@ class LocalIam:
         if service == "stepfunctions":
             if operation == "StartExecution":
                 return [Request("states:StartExecution", params["stateMachineArn"])]
-            if operation in ("DescribeExecution", "StopExecution"):
+            if operation in ("DescribeExecution", "StopExecution", "RedriveExecution"):
                 return [Request(f"states:{operation}", params["executionArn"])]
+            if operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
+                return [Request(f"states:{operation}", "*")]  # no resource-level permission
         raise NotModelled(f"{service}:{operation}")
 
     def _dynamodb(self, operation: str, params: dict[str, Any]) -> list[Request]:

@@ -188,6 +188,26 @@ def paid(shop: ShopClient, sandbox: Sandbox) -> dict[str, Any]:
 
 
 def mails_about(stack: LocalStack, outcome: dict[str, Any]) -> list[str]:
-    """The emails about a cancellation, once its execution (Notify comes last) has ended."""
-    stack.wait_for_execution(outcome["execution_id"])
+    """The emails about a cancellation, once its execution (Notify comes last) has ended, or
+    (under review) once it waits at AwaitOperatorReview (its opening step sent them)."""
+    if outcome["status"] == "NEEDS_REVIEW":
+        waiting_for_review(stack, outcome["execution_id"])
+    else:
+        stack.wait_for_execution(outcome["execution_id"])
     return [m for m in stack.mail.messages() if outcome["cancellation_id"] in m]
+
+
+def waiting_for_review(stack: LocalStack, execution_arn: str, timeout: float = 30) -> list[str]:
+    """The execution's history once it waits at AwaitOperatorReview (its task submitted):
+    the names of the states it entered."""
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if any(e["type"] == "TaskSubmitted" for e in events) or time.monotonic() > deadline:
+            return [
+                e["stateEnteredEventDetails"]["name"]
+                for e in events
+                if "stateEnteredEventDetails" in e
+            ]
+        time.sleep(0.05)

@@ -117,10 +117,27 @@ def cancellation_view(
         "confirmed_by": c.confirmed_by or None,
         "corrected_from": c.corrected_from or None,
         "partial_seq": c.partial_seq or None,
+        "review": review_view(c),
         "attempts": [attempt_view(a, lang) for a in c.attempts],
         "created_at": _kst(c.created_at),
         "updated_at": _kst(c.updated_at),
         "execution_id": c.execution_id or execution_id,
+    }
+
+
+def review_view(c: Cancellation) -> dict[str, Any] | None:
+    """What the shop sees of a review: under review until it ends, then each decision made
+    (what was decided, when, the note; the operator's identity and evidence stay internal)."""
+    if c.review is None:
+        return None
+    under = c.status is CancellationStatus.NEEDS_REVIEW
+    return {
+        "state": "UNDER_REVIEW" if under else "CLOSED",
+        "opened_at": _kst(c.review.opened_at),
+        "decisions": [
+            {"outcome": d.outcome, "note": d.note, "decided_at": _kst(d.at)}
+            for d in c.review.decisions
+        ],
     }
 
 
