@@ -172,9 +172,7 @@ class MemoryStore:
             }
         return CancellationPage(page, following)
 
-    def review_page(
-        self, query: ReviewQuery, position: dict[str, Any] | None
-    ) -> CancellationPage:
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
         """Oldest first by (review opened, id), across shops; a position is the last row's."""
 
         def order(c: Cancellation) -> tuple[str, str]:
@@ -201,6 +199,10 @@ class MemoryStore:
             last = order(page[-1])
             following = {"opened": last[0], "id": last[1]}
         return CancellationPage(page, following)
+
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        shop = next((s for (s, cid) in self.cancellations if cid == cancellation_id), None)
+        return self.get_cancellation(shop, cancellation_id) if shop else None
 
     def update_review(self, cancellation: Cancellation, review: Review) -> None:
         key = (cancellation.shop_id, cancellation.cancellation_id)

@@ -146,6 +146,33 @@ class ShopClient:
             time.sleep(0.05)
 
 
+class Operator:
+    """An operator with AWS credentials, calling the operator API signed with SigV4."""
+
+    def __init__(self, url: str, key: str, secret: str) -> None:
+        self.url = url
+        self.key = key
+        self.secret = secret
+
+    def call(
+        self, method: str, path: str, body: Any = None, secret: str | None = None, sign: bool = True
+    ) -> Answer:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        from local.template import REGION
+
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            request = AWSRequest(method=method, url=self.url + path, data=data, headers=headers)
+            credentials = Credentials(self.key, secret or self.secret)
+            SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
+            headers = dict(request.headers.items())
+        return http(method, self.url + path, raw=data, headers=headers)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
@@ -172,6 +199,16 @@ def shop(stack: LocalStack) -> ShopClient:
 @pytest.fixture(scope="session")
 def shop_b(stack: LocalStack) -> ShopClient:
     return ShopClient(stack.env["API_URL"], stack.env["SHOP_B_API_KEY"])
+
+
+@pytest.fixture(scope="session")
+def operator(stack: LocalStack) -> Operator:
+    env = stack.env
+    return Operator(
+        env["OPERATOR_API_URL"],
+        env["OPERATOR_AWS_ACCESS_KEY_ID"],
+        env["OPERATOR_AWS_SECRET_ACCESS_KEY"],
+    )
 
 
 @pytest.fixture(scope="session")

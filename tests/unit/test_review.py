@@ -35,7 +35,7 @@ class Case:
     def cancellation(self) -> Any:
         return self.store.get_cancellation(SHOP, self.cid)
 
-    def open(self, token: str = "token-1") -> dict[str, Any]:
+    def open(self, token: str = "token-1") -> dict[str, Any]:  # noqa: S107 (a task token)
         """The workflow reaches its review state: a new task token waits."""
         self.waits.waiting.add(token)
         verdict = {"status": "NEEDS_REVIEW", "reasons": ["NOT_CONFIRMED"]}
@@ -66,7 +66,13 @@ def case() -> Case:
     c.store.put_payment(a_payment(TNO, 30000))
     c.kcp.approve(TNO, 30000)
     cancellation, _ = cancellations.request_cancellation(
-        c.store, RecordingStarter(), c.clock, SHOP, TNO, CancelRequest("CHANGE_OF_MIND", "", 10000), "k"
+        c.store,
+        RecordingStarter(),
+        c.clock,
+        SHOP,
+        TNO,
+        CancelRequest("CHANGE_OF_MIND", "", 10000),
+        "k",
     )
     c.cid = cancellation.cancellation_id
     cancellations.decide(c.store, c.clock, SHOP, c.cid)
@@ -108,7 +114,11 @@ def test_applied_decision_settles_succeeded_and_records_who_when_why(case: Case)
     )
     assert decision.evidence["kcp"]["remaining_balance"] == 20000
     assert decision.evidence["kcp_says"] == "APPLIED"
-    assert decision.evidence["ours"] == {"balance": 30000, "available": 20000, "in_flight": case.cid}
+    assert decision.evidence["ours"] == {
+        "balance": 30000,
+        "available": 20000,
+        "in_flight": case.cid,
+    }
     assert case.store.review_page(ReviewQuery(), None).cancellations == ()
 
 

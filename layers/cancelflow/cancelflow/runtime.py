@@ -43,7 +43,6 @@ def store() -> DynamoStore:
 @cache
 def mailer() -> SesMailer:
     from cancelflow.adapters.ses import SesMailer
-    from cancelflow.adapters.stepfunctions import StepFunctionsWaits
 
     return SesMailer(aws.client("sesv2"), setting("MAIL_FROM"))
 

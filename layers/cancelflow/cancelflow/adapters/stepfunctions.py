@@ -28,7 +28,11 @@ class StepFunctionsWaits:
             self._sfn.redrive_execution(executionArn=execution_id)
         except ClientError as error:
             code = str(error.response.get("Error", {}).get("Code", ""))
-            if code in ("ExecutionNotRedrivable", "ExecutionDoesNotExist", "ExecutionLimitExceeded"):
+            if code in (
+                "ExecutionNotRedrivable",
+                "ExecutionDoesNotExist",
+                "ExecutionLimitExceeded",
+            ):
                 return False
             raise
         return True

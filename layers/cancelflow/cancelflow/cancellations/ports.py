@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cancelflow.cancellations.model import (
@@ -56,16 +56,21 @@ class ReviewQuery:
     """Filters of the review queue across shops, oldest first."""
 
     shop_id: str = ""
-    opened_before: datetime | None = None  # only reviews opened at least this long ago
+    min_age: timedelta | None = None  # only reviews open at least this long (as of `as_of`)
     min_amount: int | None = None
     limit: int = 20
+    as_of: datetime | None = None
+
+    @property
+    def opened_before(self) -> datetime | None:
+        return self.as_of - self.min_age if self.as_of and self.min_age else None
 
     def scope(self) -> str:
         """What a cursor is bound to: the queue and every filter (not the page size)."""
         doc = {
             "list": "reviews",
             "shop": self.shop_id,
-            "before": self.opened_before.isoformat() if self.opened_before else None,
+            "min_age": self.min_age.total_seconds() if self.min_age else None,
             "min_amount": self.min_amount,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
@@ -155,9 +160,11 @@ class CancellationStore(PaymentStore, ShopStore, Protocol):
         """A non-terminal status change with no money effect (e.g. RECONCILING)."""
         ...
 
-    def review_page(
-        self, query: ReviewQuery, position: dict[str, Any] | None
-    ) -> CancellationPage:
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        """A cancellation by its id alone, whatever its shop (operators only)."""
+        ...
+
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
         """A page of open reviews across shops (NEEDS_REVIEW), oldest first."""
         ...
 

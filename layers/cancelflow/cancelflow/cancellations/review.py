@@ -193,11 +193,15 @@ def decide(
             at=clock.now(),
             evidence=evidence(store, gateway, cancellation),
         )
-        review = replace(review, decisions=(*review.decisions, decision), version=review.version + 1)
+        review = replace(
+            review, decisions=(*review.decisions, decision), version=review.version + 1
+        )
         try:
             store.update_review(cancellation, review)
         except Conflict as lost:
-            raise Problem("REVIEW_CHANGED", "The review changed meanwhile; read it again.") from lost
+            raise Problem(
+                "REVIEW_CHANGED", "The review changed meanwhile; read it again."
+            ) from lost
         cancellation = replace(cancellation, review=review)
         earlier = decision
     return cancellation, wake(waits, cancellation, earlier)

@@ -19,6 +19,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     ),
     "IDEMPOTENCY_KEY_REQUIRED": (400, "Send an Idempotency-Key header with this request."),
     "UNAUTHORIZED": (401, "Missing or unknown API key."),
+    "FORBIDDEN": (
+        403,
+        "Sign the request with AWS SigV4 credentials allowed to call the operator API.",
+    ),
     "NOT_FOUND": (404, "No such resource."),
     "PAYMENT_NOT_FOUND": (404, "No payment with this tno for your shop."),
     "CANCELLATION_NOT_FOUND": (404, "No cancellation with this id for your shop."),

@@ -269,9 +269,20 @@ class DynamoStore:
                 found.append(_cancellation_from(item, ()))
         return CancellationPage(tuple(found), following, len(rows) - len(found))
 
-    def review_page(
-        self, query: ReviewQuery, position: dict[str, Any] | None
-    ) -> CancellationPage:
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        """By the sparse CancellationById index (its id is unique across shops)."""
+        page = self._db.query(
+            TableName=self._table,
+            IndexName="CancellationById",
+            KeyConditionExpression="GSI6PK = :pk",
+            ExpressionAttributeValues=marshal({":pk": f"CNL#{cancellation_id}"}),
+        )
+        for raw in page["Items"]:
+            item = unmarshal(raw)
+            return self.get_cancellation(item["shop_id"], cancellation_id)
+        return None
+
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
         """Open reviews across shops, oldest first, from the sparse OpenReviews index; shop and
         amount filter what the (opened-before) range reads."""
         high = "~"
@@ -751,7 +762,9 @@ def _review_from(doc: dict[str, Any] | None) -> Review | None:
         token=doc.get("token", ""),
         version=int(doc.get("version", 0)),
         decisions=tuple(
-            Decision(d["outcome"], d["note"], d["by"], from_utc_text(d["at"]), d.get("evidence", {}))
+            Decision(
+                d["outcome"], d["note"], d["by"], from_utc_text(d["at"]), d.get("evidence", {})
+            )
             for d in doc.get("decisions", [])
         ),
     )
@@ -769,6 +782,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "GSI1SK": f"{created}#{c.cancellation_id}",
             "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
             "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
+            "GSI6PK": f"CNL#{c.cancellation_id}",  # found by id alone, across shops (operators)
             "type": "CANCELLATION",
             "shop_id": c.shop_id,
             "cancellation_id": c.cancellation_id,
