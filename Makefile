@@ -102,8 +102,9 @@ trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billi
 	$(BIN)/python -m local.trace "$(ID)"
 
 .PHONY: openapi
-openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
+openapi: $(BIN)/.installed ## regenerate openapi.json and operator-openapi.json from the code (a test fails when either drifts)
 	$(BIN)/python -m local.openapi
+	$(BIN)/python -m local.operator_openapi
 
 .PHONY: bench
 bench: $(BIN)/.installed ## the speed and memory figures the issues ask for
