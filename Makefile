@@ -92,6 +92,11 @@ bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` st
 sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make run` stack and correct what its balance proves
 	$(BIN)/python -m local.sweep
 
+.PHONY: shop
+shop: $(BIN)/.installed ## onboard a shop on the running `make run` stack through the operator API and print its API key (NAME= [ID=] [EMAIL=])
+	@test -n "$(NAME)" || { echo 'usage: make shop NAME="My Shop" [ID=my-shop] [EMAIL=owner@my-shop.example]'; exit 1; }
+	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.shop --name "$(NAME)" $(if $(ID),--id "$(ID)") $(if $(EMAIL),--email "$(EMAIL)")
+
 .PHONY: charge-tno
 charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
 	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))

@@ -17,16 +17,25 @@ from cancelflow.http.api import (
     refuse_non_json,
     with_request_id,
 )
-from cancelflow.http.operator_requests import DecisionIn
-from cancelflow.http.operator_views import operator_cancellation_view, review_summary_view
+from cancelflow.http.operator_requests import DecisionIn, ShopIn
+from cancelflow.http.operator_views import (
+    api_key_view,
+    operator_cancellation_view,
+    review_summary_view,
+    shop_view,
+)
 from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.errors import Conflict, Problem
+from cancelflow.shops import keys
+from cancelflow.shops.model import Shop
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
 install_problem_handlers(app, logger)
 
 CancellationId = Annotated[str, Path(pattern=r"^cnl_[A-Za-z0-9_-]{1,64}$")]
+ShopId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
+KeyId = Annotated[str, Path(pattern=r"^key_[a-f0-9]{16}$")]
 
 
 def _json(status: int, body: dict) -> Response:
@@ -126,6 +135,40 @@ def decide(cancellation_id: CancellationId, body: DecisionIn):
 def cancellation(cancellation_id: CancellationId):
     found = _find(cancellation_id)
     return _json(200, operator_cancellation_view(found, _execution(found), runtime.clock.now()))
+
+
+@app.post("/v1/shops")
+def create_shop(body: ShopIn):
+    prefix = runtime.setting("KCP_SECRET_PREFIX", "cancelflow/kcp/")
+    shop = Shop(body.shop_id, body.name, body.email, body.kcp_secret_id or prefix + body.shop_id)
+    created = keys.create_shop(runtime.store(), runtime.clock, shop)
+    logger.info("shop created", extra={"shop_id": shop.shop_id, "by": operator()})
+    return _json(201, shop_view(created))
+
+
+@app.post("/v1/shops/<shop_id>/keys")
+def issue_key(shop_id: ShopId):
+    """A new key (shown once). Keys issued before keep working: rotate by issuing a new one,
+    moving the shop's servers to it, then revoking the old one."""
+    key, secret = keys.issue_key(runtime.store(), runtime.clock, shop_id)
+    logger.info(
+        "api key issued", extra={"shop_id": shop_id, "key_id": key.key_id, "by": operator()}
+    )
+    return _json(201, api_key_view(key) | {"api_key": secret})
+
+
+@app.get("/v1/shops/<shop_id>/keys")
+def list_keys(shop_id: ShopId):
+    return _json(200, {"keys": [api_key_view(k) for k in keys.list_keys(runtime.store(), shop_id)]})
+
+
+@app.delete("/v1/shops/<shop_id>/keys/<key_id>")
+def revoke_key(shop_id: ShopId, key_id: KeyId):
+    """Revoke a key: refused on a fresh request at once, and everywhere within the shop
+    authorizer's cache time (60 s)."""
+    key = keys.revoke_key(runtime.store(), runtime.clock, shop_id, key_id)
+    logger.info("api key revoked", extra={"shop_id": shop_id, "key_id": key_id, "by": operator()})
+    return _json(200, api_key_view(key))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -185,3 +185,11 @@ def test_every_function_has_a_log_group_kept_for_the_retention_parameter(logical
     assert {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"} in names
     for group in groups:
         assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_a_revoked_shop_key_is_refused_within_the_bound_the_readme_states() -> None:
+    # API Gateway answers from the authorizer's cache for ReauthorizeEvery seconds: a revoked
+    # key may pass that long (README, "An operator API": 60 s).
+    authorizer = TEMPLATE.resources["ShopApi"]["Properties"]["Auth"]["Authorizers"]["ShopKey"]
+    assert authorizer["Identity"]["ReauthorizeEvery"] <= 60
+    assert "within 60 s" in (ROOT / "README.md").read_text()

@@ -8,6 +8,8 @@ from typing import Any
 from cancelflow.cancellations.model import Cancellation, Decision
 from cancelflow.http.views import cancellation_view
 from cancelflow.kernel.clock import to_kst_text
+from cancelflow.shops.keys import ApiKey
+from cancelflow.shops.model import Shop
 
 
 def _decision_view(d: Decision) -> dict[str, Any]:
@@ -54,3 +56,25 @@ def operator_cancellation_view(
     if evidence is not None:
         view["evidence"] = evidence
     return view
+
+
+def shop_view(shop: Shop) -> dict[str, Any]:
+    return {
+        "shop_id": shop.shop_id,
+        "name": shop.name,
+        "email": shop.email,
+        "kcp_secret_id": shop.kcp_secret_id,
+    }
+
+
+def api_key_view(key: ApiKey) -> dict[str, Any]:
+    """A key without its secret (shown once, when issued): whether it works, its last use."""
+    return {
+        "key_id": key.key_id,
+        "shop_id": key.shop_id,
+        "hint": key.hint,
+        "active": key.active,
+        "created_at": to_kst_text(key.created_at),
+        "revoked_at": to_kst_text(key.revoked_at) if key.revoked_at else None,
+        "last_used_at": to_kst_text(key.last_used_at) if key.last_used_at else None,
+    }

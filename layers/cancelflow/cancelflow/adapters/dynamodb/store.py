@@ -47,6 +47,7 @@ from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import HistoryPage, HistoryQuery
+from cancelflow.shops.keys import ApiKey
 from cancelflow.shops.model import Shop
 from cancelflow.shops.policy import ShopPolicy, default_policy, policy_from_doc, policy_to_doc
 
@@ -69,6 +70,87 @@ class DynamoStore:
     def shop_for_key(self, key_hash_hex: str) -> str | None:
         item = self._get({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"})
         return item["shop_id"] if item and item.get("active", True) else None
+
+    def touch_api_key(self, key_hash_hex: str, at: datetime, every_s: int = 60) -> None:
+        """Record a key's use, at most once per `every_s` (a conditional write, else nothing)."""
+        stale = to_utc_text(datetime.fromtimestamp(at.timestamp() - every_s, tz=at.tzinfo))
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"}),
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(last_used_at) OR last_used_at < :stale)",
+                ExpressionAttributeValues=marshal({":now": to_utc_text(at), ":stale": stale}),
+            )
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+
+    def create_shop(self, shop: Shop, at: datetime) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=marshal(
+                    {
+                        "PK": f"SHOP#{shop.shop_id}",
+                        "SK": "PROFILE",
+                        "name": shop.name,
+                        "email": shop.email,
+                        "kcp_secret_id": shop.kcp_secret_id,
+                        "created_at": to_utc_text(at),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise Conflict("shop exists") from e
+            raise
+
+    def add_api_key(self, key: ApiKey, key_hash_hex: str) -> None:
+        """The key's lookup item (what the authorizer reads) and the shop's record of it."""
+        created = to_utc_text(key.created_at)
+        lookup: dict[str, Any] = {"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY", "shop_id": key.shop_id}
+        lookup |= {"active": True, "key_id": key.key_id, "created_at": created}
+        record = {"PK": f"SHOP#{key.shop_id}", "SK": f"KEY#{key.key_id}", "key_hash": key_hash_hex}
+        record |= {"key_id": key.key_id, "created_at": created, "hint": key.hint}
+        self._db.transact_write_items(
+            TransactItems=[
+                self._put(lookup, "attribute_not_exists(PK)"),
+                self._put(record, "attribute_not_exists(PK)"),
+            ]
+        )
+
+    def api_keys(self, shop_id: str) -> list[ApiKey]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :key)",
+            ExpressionAttributeValues=marshal({":pk": f"SHOP#{shop_id}", ":key": "KEY#"}),
+            ConsistentRead=True,
+        )
+        keys = []
+        for raw in page["Items"]:
+            record = unmarshal(raw)
+            lookup = self._get({"PK": f"APIKEY#{record['key_hash']}", "SK": "APIKEY"}) or {}
+            keys.append(_api_key_from(shop_id, record, lookup))
+        return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    def revoke_api_key(self, shop_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        record = self._get({"PK": f"SHOP#{shop_id}", "SK": f"KEY#{key_id}"})
+        if record is None:
+            return None
+        lookup_key = {"PK": f"APIKEY#{record['key_hash']}", "SK": "APIKEY"}
+        lookup = self._get(lookup_key) or {}
+        if lookup.get("active", True):
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal(lookup_key),
+                UpdateExpression="SET active = :off, revoked_at = :at",
+                ExpressionAttributeValues=marshal({":off": False, ":at": to_utc_text(at)}),
+            )
+            lookup |= {"active": False, "revoked_at": to_utc_text(at)}
+        return _api_key_from(shop_id, record, lookup)
 
     def get_shop(self, shop_id: str) -> Shop | None:
         item = self._get({"PK": f"SHOP#{shop_id}", "SK": "PROFILE"})
@@ -679,6 +761,17 @@ _GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")  # a page position on ShopTimeline
 _GSI2_KEY = ("PK", "SK", "GSI2PK", "GSI2SK")  # and on ByPayment
 _GSI5_KEY = ("PK", "SK", "GSI5PK", "GSI5SK")  # and on OpenReviews
 _OPEN_REVIEWS = "REVIEW#OPEN"
+
+
+def _api_key_from(shop_id: str, record: Mapping[str, Any], lookup: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=record["key_id"],
+        shop_id=shop_id,
+        created_at=from_utc_text(record["created_at"]),
+        hint=record.get("hint", ""),
+        revoked_at=time_from(lookup.get("revoked_at")) if lookup else None,
+        last_used_at=time_from(lookup.get("last_used_at")) if lookup else None,
+    )
 
 
 @contextmanager
