@@ -170,3 +170,29 @@ def test_the_queue_lists_open_reviews_across_shops_oldest_first_with_filters(
     other_shop = operator.call("GET", f"/v1/cancellations/{b['cancellation_id']}")
     assert (other_shop.status, other_shop.body["shop_id"]) == (200, "shop-b")
     assert operator.call("GET", "/v1/cancellations/cnl_nosuch").code == "CANCELLATION_NOT_FOUND"
+
+
+def test_a_decision_after_the_wait_ended_redrives_the_execution_to_its_end(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, operator: Operator, paid: dict
+) -> None:
+    case = _open_case(shop, sandbox, paid)
+    cid = case["cancellation_id"]
+    waiting_for_review(stack, case["execution_id"])
+    # The wait ends without a decision (stopped here; a timeout ends it the same way): the
+    # case stays open, held and listed.
+    sfn = stack.client("stepfunctions")
+    sfn.stop_execution(executionArn=case["execution_id"])
+    assert stack.wait_for_execution(case["execution_id"])["status"] == "ABORTED"
+    assert shop.cancellation(cid).body["status"] == "NEEDS_REVIEW"
+    listed = operator.call("GET", "/v1/reviews?limit=100").body["reviews"]
+    assert cid in [r["cancellation_id"] for r in listed]
+
+    decided = operator.call(
+        "POST", f"/v1/reviews/{cid}/decision", {"outcome": "NOT_APPLIED", "note": "KCP: no cancel"}
+    )
+    assert (decided.status, decided.body["workflow"]) == (202, "REDRIVEN")
+
+    done = stack.wait_for_execution(case["execution_id"], timeout=60)
+    assert (done["status"], done["redriveCount"]) == ("SUCCEEDED", 1)
+    assert shop.cancellation(cid).body["status"] == "FAILED"
+    assert shop.payment(paid["tno"])["available"] == 15000
