@@ -41,6 +41,7 @@ from cancelflow.kernel.clock import Clock, to_utc_text
 from cancelflow.kernel.errors import Conflict, Problem
 
 OUTCOMES = tuple(DECIDED_STATUS)  # APPLIED, NOT_APPLIED
+_SETTLED = (CancellationStatus.SUCCEEDED, CancellationStatus.FAILED, CancellationStatus.REJECTED)
 
 
 def verdict_of(decision: Decision) -> dict[str, Any]:
@@ -86,10 +87,12 @@ def open_review(
             return {"opened": True, "status": outcome.status.value}
         except Conflict:  # the sweep settled it, or a twin run opened it: look again
             cancellation = _load(store, shop_id, cancellation_id)
-    if cancellation.status is not CancellationStatus.NEEDS_REVIEW:
+    if cancellation.status in _SETTLED:
         # Settled meanwhile (the sweep's proof): the execution goes on to announce it.
         waits.succeed(token, settle_with(cancellation.status))
         return {"opened": False, "status": cancellation.status.value}
+    if cancellation.status is not CancellationStatus.NEEDS_REVIEW:  # never sent: not a review
+        raise Conflict(f"cancellation {cancellation_id} is {cancellation.status.value}")
     review = cancellation.review or Review(opened_at=cancellation.updated_at)
     if review.decided is not None:  # decided while no execution waited (a redrive)
         waits.succeed(token, verdict_of(review.decided))

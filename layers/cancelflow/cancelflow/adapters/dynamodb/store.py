@@ -111,7 +111,11 @@ class DynamoStore:
     def add_api_key(self, key: ApiKey, key_hash_hex: str) -> None:
         """The key's lookup item (what the authorizer reads) and the shop's record of it."""
         created = to_utc_text(key.created_at)
-        lookup: dict[str, Any] = {"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY", "shop_id": key.shop_id}
+        lookup: dict[str, Any] = {
+            "PK": f"APIKEY#{key_hash_hex}",
+            "SK": "APIKEY",
+            "shop_id": key.shop_id,
+        }
         lookup |= {"active": True, "key_id": key.key_id, "created_at": created}
         record = {"PK": f"SHOP#{key.shop_id}", "SK": f"KEY#{key.key_id}", "key_hash": key_hash_hex}
         record |= {"key_id": key.key_id, "created_at": created, "hint": key.hint}
