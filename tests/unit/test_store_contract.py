@@ -697,7 +697,7 @@ def test_the_review_queue_is_oldest_first_filtered_and_paged(store: Store) -> No
         store.put_payment(a_payment(tno, 30000))
         cancellation = a_cancellation(f"cnl_{n}", tno, amount)
         store.create_cancellation(cancellation, f"key-{n}", "hash", EXPIRES)
-        store.reserve(cancellation, amount)
+        store.reserve(_decided(cancellation, amount), amount)
         reserved = store.get_cancellation(SHOP, f"cnl_{n}")
         assert reserved is not None
         store.begin_send(reserved, Attempt(seq=1, kind="CANCEL", sent_at=NOW))

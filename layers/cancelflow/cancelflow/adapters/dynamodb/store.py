@@ -843,7 +843,7 @@ def _review_doc(r: Review) -> dict[str, Any]:
                 "outcome": d.outcome,
                 "note": d.note,
                 "by": d.by,
-                "at": to_utc_text(d.at),
+                "at": to_utc_text(d.at, precise=True),
                 "evidence": d.evidence,
             }
             for d in r.decisions
