@@ -84,19 +84,19 @@ def open_review(
         effect = effect_of(cancellation, outcome.status, cancellation.balance_before or 0)
         try:
             store.settle(cancellation, outcome, effect)  # keeps the hold and the lock
-            return {"opened": True, "status": outcome.status.value}
+            return _opened(cancellation_id, True, outcome.status)
         except Conflict:  # the sweep settled it, or a twin run opened it: look again
             cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status in _SETTLED:
         # Settled meanwhile (the sweep's proof): the execution goes on to announce it.
         waits.succeed(token, settle_with(cancellation.status))
-        return {"opened": False, "status": cancellation.status.value}
+        return _opened(cancellation_id, False, cancellation.status)
     if cancellation.status is not CancellationStatus.NEEDS_REVIEW:  # never sent: not a review
         raise Conflict(f"cancellation {cancellation_id} is {cancellation.status.value}")
     review = cancellation.review or Review(opened_at=cancellation.updated_at)
     if review.decided is not None:  # decided while no execution waited (a redrive)
         waits.succeed(token, verdict_of(review.decided))
-        return {"opened": False, "status": cancellation.status.value, "decided": True}
+        return _opened(cancellation_id, False, cancellation.status) | {"decided": True}
     fresh = cancellation.review is None  # opened before reviews waited: open it now
     try:
         store.update_review(cancellation, replace(review, token=token, version=review.version + 1))
@@ -104,7 +104,11 @@ def open_review(
         return open_review(
             store, waits, clock, shop_id, cancellation_id, token, verdict, execution_id
         )
-    return {"opened": fresh, "status": cancellation.status.value}
+    return _opened(cancellation_id, fresh, cancellation.status)
+
+
+def _opened(cancellation_id: str, opened: bool, status: CancellationStatus) -> dict[str, Any]:
+    return {"cancellation_id": cancellation_id, "opened": opened, "status": status.value}
 
 
 def evidence(store: CancellationStore, gateway: Gateway, cancellation: Cancellation) -> dict:
