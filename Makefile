@@ -114,6 +114,11 @@ bill: $(BIN)/.installed ## charge due subscriptions on the running `make run` st
 sweep: $(BIN)/.installed ## re-inquire KCP for open cancels on the running `make run` stack and correct what its balance proves
 	$(BIN)/python -m local.sweep
 
+.PHONY: shop
+shop: $(BIN)/.installed ## onboard a shop on the running `make run` stack through the operator API and print its API key (NAME= [ID=] [EMAIL=])
+	@test -n "$(NAME)" || { echo 'usage: make shop NAME="My Shop" [ID=my-shop] [EMAIL=owner@my-shop.example]'; exit 1; }
+	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.shop --name "$(NAME)" $(if $(ID),--id "$(ID)") $(if $(EMAIL),--email "$(EMAIL)")
+
 .PHONY: charge-tno
 charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
 	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
@@ -124,8 +129,9 @@ trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billi
 	$(BIN)/python -m local.trace "$(ID)"
 
 .PHONY: openapi
-openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
+openapi: $(BIN)/.installed ## regenerate openapi.json and operator-openapi.json from the code (a test fails when either drifts)
 	$(BIN)/python -m local.openapi
+	$(BIN)/python -m local.operator_openapi
 
 .PHONY: api-diff
 api-diff: $(BIN)/.installed ## fail on a change of openapi.json that breaks shops' clients (vs openapi.released.json), unless openapi.breaking.yaml acknowledges it

@@ -422,11 +422,8 @@ class Run:
                 result = invoke(name_or_arn, event)
             finally:
                 self.tag.value = previous
-            if (
-                function.logical_id.startswith("Settle")
-                and isinstance(result, dict)
-                and result.get("status") in TERMINAL
-            ):
+            ends = function.logical_id.startswith(("Settle", "OpenReview"))  # a review ends too
+            if ends and isinstance(result, dict) and result.get("status") in TERMINAL:
                 self._settled_id(str(result.get("cancellation_id")))
             return result
 

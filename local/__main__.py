@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument(
         "--kcp-notify-port", type=int, default=int(os.environ.get("KCP_NOTIFY_PORT", 3003))
     )
+    parser.add_argument(
+        "--operator-port", type=int, default=int(os.environ.get("OPERATOR_PORT", 3004))
+    )
     args = parser.parse_args()
     ports = {"api": args.api_port, "sandbox": args.sandbox_port, "moto": args.aws_port}
     stack = LocalStack(ports=ports | {"inbox": args.inbox_port, "kcp_notify": args.kcp_notify_port})
@@ -29,7 +32,7 @@ def main() -> None:
         signal.signal(sig, lambda *_: stopped.set())
     env = stack.start()
     print("cancelflow local stack is up (Ctrl-C stops it)\n")
-    shown = ("API_URL", "SANDBOX_URL", "KCP_NOTIFY_URL", "AWS_ENDPOINT_URL")
+    shown = ("API_URL", "SANDBOX_URL", "KCP_NOTIFY_URL", "OPERATOR_API_URL", "AWS_ENDPOINT_URL")
     for name in (*shown, "SHOP_API_KEY", "SHOP_B_API_KEY", "WEBHOOK_INBOX_URL"):
         print(f"  {name}={env[name]}")
     print(f"\n  mail:      {env['MAIL_DIR']}/")

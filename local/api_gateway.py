@@ -31,6 +31,7 @@ DEFAULT_RESPONSES = {
     "UNAUTHORIZED": (401, "Unauthorized"),
     "ACCESS_DENIED": (403, "User is not authorized to access this resource"),
     "MISSING_AUTHENTICATION_TOKEN": (403, "Missing Authentication Token"),
+    "INVALID_SIGNATURE": (403, "The request signature we calculated does not match"),
     "INVALID_API_KEY": (403, "Forbidden"),
     "THROTTLED": (429, "Too Many Requests"),
     "AUTHORIZER_FAILURE": (500, "Internal server error"),
@@ -71,8 +72,80 @@ class Route:
         return found.groupdict() if found else None
 
 
+SIGNATURE_MAX_SKEW_S = 15 * 60  # API Gateway refuses a SigV4 signature older (or newer) than this
+
+
+class IamUsers:
+    """The callers an AWS_IAM API lets in, by access key: (secret key, principal ARN).
+
+    Locally the stack writes one operator's keys to .local/stack.env; the signature of every
+    request is checked as API Gateway does (botocore's own SigV4 signer recomputes it)."""
+
+    def __init__(self, users: dict[str, tuple[str, str]]) -> None:
+        self.users = users
+
+    def verify(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, Any] | str:
+        """The caller's identity (requestContext.identity), or the gateway response kind."""
+        import hmac
+        from datetime import UTC, datetime
+
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        authorization = _header(headers, "Authorization")
+        if not authorization.startswith("AWS4-HMAC-SHA256 "):
+            return "MISSING_AUTHENTICATION_TOKEN"
+        fields = dict(
+            part.strip().split("=", 1) for part in authorization[17:].split(",") if "=" in part
+        )
+        try:
+            access_key, day, region, service, _ = fields["Credential"].split("/")
+            signed = fields["SignedHeaders"].split(";")
+            stamp = _header(headers, "X-Amz-Date")
+            signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except (KeyError, ValueError):
+            return "INVALID_SIGNATURE"
+        user = self.users.get(access_key)
+        skew = abs((datetime.now(UTC) - signed_at).total_seconds())
+        if user is None or service != "execute-api" or region != REGION or "host" not in signed:
+            return "INVALID_SIGNATURE"
+        if skew > SIGNATURE_MAX_SKEW_S or not stamp.startswith(day):
+            return "INVALID_SIGNATURE"
+        host = _header(headers, "Host")
+        request = AWSRequest(
+            method=method,
+            url=f"http://{host}{raw_path}",
+            data=body,
+            headers={name: _header(headers, name) for name in signed},
+        )
+        request.context["timestamp"] = stamp
+        signer = SigV4Auth(Credentials(access_key, user[0]), service, region)
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
+        if not hmac.compare_digest(expected, fields.get("Signature", "")):
+            return "INVALID_SIGNATURE"
+        return {
+            "sourceIp": "127.0.0.1",
+            "accessKey": access_key,
+            "accountId": ACCOUNT,
+            "caller": access_key,
+            "user": access_key,
+            "userArn": user[1],
+        }
+
+
 class LocalApi:
-    def __init__(self, template: Template, lambdas: LocalLambdas, api_id: str = "ShopApi"):
+    def __init__(
+        self,
+        template: Template,
+        lambdas: LocalLambdas,
+        api_id: str = "ShopApi",
+        iam_users: IamUsers | None = None,
+    ):
         self.lambdas = lambdas
         self.api = template.api(api_id)
         self.stage = self.api.get("StageName", "prod")
@@ -84,7 +157,12 @@ class LocalApi:
         self.function_names = {k: f.name for k, f in functions.items()}
         auth = self.api.get("Auth", {})
         default = auth.get("DefaultAuthorizer")
-        self.authorizer = auth.get("Authorizers", {}).get(default) if default else None
+        self.iam = iam_users if default == "AWS_IAM" else None
+        if default == "AWS_IAM" and iam_users is None:
+            raise ValueError(f"{api_id} is IAM-authorised: give it the callers (iam_users)")
+        self.authorizer = (
+            auth.get("Authorizers", {}).get(default) if default and not self.iam else None
+        )
         self.api_key_required = bool(auth.get("ApiKeyRequired"))
         self.resource_policy = _resource_policy(self.api)
         self.stage_bucket = _stage_bucket(self.api)
@@ -195,7 +273,7 @@ class LocalApi:
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
         path = parts.path
-        if method == "GET" and swagger.serves(path):
+        if self.iam is None and method == "GET" and swagger.serves(path):
             return swagger.answer(path)
         route, params = next(
             (
@@ -211,6 +289,12 @@ class LocalApi:
             return self.gateway_response("MISSING_AUTHENTICATION_TOKEN", request_id)
         if not self.admits(source_ip):
             return self.gateway_response("ACCESS_DENIED", request_id)
+        identity: dict[str, Any] = {"sourceIp": source_ip}
+        if self.iam is not None:
+            verified = self.iam.verify(method, raw_path, headers, body)
+            if isinstance(verified, str):
+                return self.gateway_response(verified, request_id)
+            identity = verified | {"sourceIp": source_ip}
         authorized = self.authorize(headers, method, path)
         if isinstance(authorized, str):
             return self.gateway_response(authorized, request_id)
@@ -237,7 +321,7 @@ class LocalApi:
                 "requestTimeEpoch": int(time.time() * 1000),
                 "accountId": ACCOUNT,
                 "apiId": "local",
-                "identity": {"sourceIp": source_ip},
+                "identity": identity,
                 "authorizer": authorizer_context,
             },
             "body": body.decode("utf-8", errors="replace") if body else None,

@@ -159,8 +159,10 @@ class LocalIam:
         if service == "stepfunctions":
             if operation == "StartExecution":
                 return [Request("states:StartExecution", params["stateMachineArn"])]
-            if operation in ("DescribeExecution", "StopExecution"):
+            if operation in ("DescribeExecution", "StopExecution", "RedriveExecution"):
                 return [Request(f"states:{operation}", params["executionArn"])]
+            if operation in ("SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat"):
+                return [Request(f"states:{operation}", "*")]  # no resource-level permission
         if service == "sqs" and operation in ("SendMessage", "ChangeMessageVisibility"):
             name = params["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
             return [Request(f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}")]

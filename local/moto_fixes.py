@@ -50,6 +50,18 @@ Where moto's Step Functions lacks what operators use (issue 13):
     again whole (AWS reruns only the failed branches or child executions; neither state machine
     here has one that can fail: the billing lanes catch every error), and the 14-day
     redrivable window is not enforced.
+
+Where moto's Step Functions waits differently from AWS (a review's task token, issue 13):
+
+11. A task token completed by the very Lambda the task invoked (a review already decided, or
+    settled by the sweep, when a redrive re-enters AwaitOperatorReview) was seen only after
+    HeartbeatSeconds: the heartbeat wait starts after the invocation and sleeps on a fresh
+    event. Here a result already handed over ends the wait at once, as in AWS.
+12. StopExecution of an execution waiting on a task token marked it stopping but left it
+    RUNNING until its heartbeat or timeout ran out (an hour, or 14 days), and then recorded a
+    timeout. Here stopping wakes every wait of that execution and it ends ABORTED, as in AWS.
+SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat otherwise work as in AWS (an unknown or
+finished token answers InvalidToken or TaskTimedOut), in this process and over HTTP.
 """
 
 from __future__ import annotations
@@ -88,6 +100,7 @@ def install() -> None:
     _many_connections()
     _plain_json_answers()
     _redrive()
+    _stop_wakes_callback_waits()
     _installed = True
 
 
@@ -793,3 +806,47 @@ def _inline_map_iterations_kept() -> None:
     JobPool.close_job = close_job  # type: ignore[method-assign]
     for kind in (InlineItemProcessor, InlineIterator):
         kind._eval_body = entered(kind._eval_body)  # type: ignore[method-assign]
+
+
+# --- 11, 12. Task-token waits: a result handed over early, a stop ----------------------------
+
+
+def _stop_wakes_callback_waits() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    waited = StateTaskServiceCallback._wait_for_task_token_heartbeat
+
+    @functools.wraps(waited)
+    def heartbeat_wait(self: Any, env: Any, callback_endpoint: Any, heartbeat: Any) -> Any:
+        early = callback_endpoint.get_outcome()
+        return early if early is not None else waited(self, env, callback_endpoint, heartbeat)
+
+    StateTaskServiceCallback._wait_for_task_token_heartbeat = heartbeat_wait  # type: ignore[method-assign,assignment]
+
+    failed = Environment.set_error
+
+    @functools.wraps(failed)
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(getattr(self, "_program_state", None), ProgramStopped):
+            return  # stopped stays stopped (ABORTED): the woken wait's failure is no failure
+        failed(self, error)
+
+    Environment.set_error = set_error  # type: ignore[method-assign]
+
+    original = Execution.stop
+
+    @functools.wraps(original)
+    def stop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = original(self, *args, **kwargs)
+        worker = getattr(self, "exec_worker", None)
+        pool = getattr(getattr(worker, "env", None), "callback_pool_manager", None)
+        for endpoint in list(getattr(pool, "_pool", {}).values()):
+            endpoint.interrupt_all()  # the wait sees its execution stopped and returns
+        return answer
+
+    Execution.stop = stop  # type: ignore[method-assign]

@@ -20,10 +20,10 @@ from typing import Any
 import boto3
 import botocore.handlers
 
-from local.api_gateway import LocalApi
+from local.api_gateway import IamUsers, LocalApi
 from local.lambdas import LocalLambdas
 from local.mail import MailDrop
-from local.template import REGION, ROOT, Template
+from local.template import ACCOUNT, REGION, ROOT, Template
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -62,9 +62,14 @@ class LocalStack:
         sandbox_process: bool = False,
     ) -> None:
         self.state_dir = state_dir
-        self.ports = {"moto": 0, "api": 0, "sandbox": 0, "inbox": 0, "kcp_notify": 0} | (
-            ports or {}
-        )
+        self.ports = {
+            "moto": 0,
+            "api": 0,
+            "sandbox": 0,
+            "inbox": 0,
+            "kcp_notify": 0,
+            "operator": 0,
+        } | (ports or {})
         self.parameter_overrides = parameters or {}
         self.isolate = isolate  # each function in worker processes of its own (benches)
         self.sandbox_process = sandbox_process  # the KCP sandbox in its own process (benches)
@@ -80,6 +85,7 @@ class LocalStack:
         self._in_process: Any = None
         self.api: LocalApi | None = None
         self.kcp_notify_api: LocalApi | None = None
+        self.operator_api: LocalApi | None = None
         self.sandbox: Any = None
         self.lambdas: LocalLambdas | None = None
         self.template: Template | None = None
@@ -145,6 +151,17 @@ class LocalStack:
 
         self.api = LocalApi(self.template, self.lambdas)
         api_url = self.api.start(port=self.ports["api"])
+        # The operator API is IAM-authorised: one local operator's keys, checked as SigV4.
+        operator_key = "AKIALOCAL" + secrets.token_hex(6).upper()
+        operator_secret = secrets.token_urlsafe(30)
+        operator_arn = f"arn:aws:iam::{ACCOUNT}:user/local-operator"
+        self.operator_api = LocalApi(
+            self.template,
+            self.lambdas,
+            "OperatorApi",
+            IamUsers({operator_key: (operator_secret, operator_arn)}),
+        )
+        operator_url = self.operator_api.start(port=self.ports["operator"])
         self.kcp_notify_api = LocalApi(self.template, self.lambdas, api_id="KcpNotifyApi")
         kcp_notify_url = self.kcp_notify_api.start(port=self.ports["kcp_notify"])
         kcp_notify_url += "/kcp/notifications"
@@ -167,6 +184,12 @@ class LocalStack:
             "SHOP_API_KEY": self.shops[0].api_key,
             "SHOP_B_API_KEY": self.shops[1].api_key,
             "WEBHOOK_INBOX_URL": self.inbox.url,
+            "OPERATOR_API_URL": operator_url,
+            "OPERATOR_AWS_ACCESS_KEY_ID": operator_key,
+            "OPERATOR_AWS_SECRET_ACCESS_KEY": operator_secret,
+            # The same keys under the names issue 13 gives them.
+            "OPERATOR_ACCESS_KEY_ID": operator_key,
+            "OPERATOR_SECRET_ACCESS_KEY": operator_secret,
         }
         (self.state_dir / "stack.env").write_text(
             "".join(f"export {k}={v}\n" for k, v in self.env.items())
@@ -270,6 +293,8 @@ class LocalStack:
             self.api.stop()
         if self.kcp_notify_api:
             self.kcp_notify_api.stop()
+        if self.operator_api:
+            self.operator_api.stop()
         if self.sandbox:
             self.sandbox.stop()
         if self._in_process:

@@ -24,10 +24,12 @@ class TokenAuthorizerEvent(TypedDict):
 @logs.inject_lambda_context(logger)
 def handler(event: TokenAuthorizerEvent, context: LambdaContext) -> dict:
     scheme, _, key = (event.get("authorizationToken") or "").partition(" ")
-    shop_id = runtime.store().shop_for_key(key_hash(key)) if scheme == "Bearer" and key else None
+    hashed = key_hash(key)
+    shop_id = runtime.store().shop_for_key(hashed) if scheme == "Bearer" and key else None
     if shop_id is None:
         # API Gateway answers 401 for exactly this message (GatewayResponse UNAUTHORIZED).
         raise Exception("Unauthorized")
+    runtime.store().touch_api_key(hashed, runtime.clock.now())  # the key's last use
     # Allow every route of this API: the policy is cached per key, not per route.
     arn = event["methodArn"].split("/")
     api_wildcard = "/".join(arn[:2]) + "/*"

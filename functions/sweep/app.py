@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.adapters import logs
-from cancelflow.cancellations import sweep
+from cancelflow.cancellations import review, sweep
+from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
@@ -42,6 +43,9 @@ def handler(event: SweepEvent, context: LambdaContext) -> dict:
             logger.exception("sweep failed for one payment", extra={"tno": tno, "shop_id": shop_id})
             found["ERROR"] += 1
         position += 1
+    # Every open review's wait is kept alive, and the oldest one's age alarmed on.
+    oldest = review.keep_alive(store, runtime.review_waits(), runtime.clock)
+    metrics.add_metric(name="OldestOpenReviewSeconds", unit=MetricUnit.Seconds, value=oldest or 0)
     metrics.add_metric(name="SweepCorrections", unit=MetricUnit.Count, value=found["CORRECTED"])
     metrics.add_metric(name="SweepMismatches", unit=MetricUnit.Count, value=found["MISMATCH"])
     metrics.add_metric(name="SweepErrors", unit=MetricUnit.Count, value=found["ERROR"])
@@ -57,6 +61,10 @@ def _sweep_one(store: Any, shop_id: str, tno: str, since: datetime) -> str:
     swept = sweep.sweep_payment(store, gateway, runtime.clock, shop_id, tno, since)
     if swept.finding in (sweep.Finding.CORRECTED, sweep.Finding.MISMATCH):
         logger.warning("swept", extra={"tno": tno, "shop_id": shop_id} | _facts(swept))
+    if swept.waiting and swept.corrected is not None:
+        verdict = cancellations.settle_with(swept.corrected.status)
+        if runtime.review_waits().succeed(swept.waiting, verdict):
+            return swept.finding.value  # the waiting execution emails the outcome itself
     if swept.announce and swept.corrected is not None:
         payment = store.get_payment(shop_id, tno)
         language = store.get_policy(shop_id).email_language

@@ -22,6 +22,7 @@ from cancelflow.cancellations.model import (
     Cancellation,
     CancellationStatus,
     PaymentEffect,
+    Review,
 )
 from cancelflow.cancellations.ports import (
     CancellationPage,
@@ -29,6 +30,7 @@ from cancelflow.cancellations.ports import (
     IdempotencyRecord,
     InsufficientBalance,
     PaymentBusy,
+    ReviewQuery,
 )
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
@@ -171,6 +173,51 @@ class MemoryStore:
                 "id": last.cancellation_id,
             }
         return CancellationPage(page, following)
+
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
+        """Oldest first by (review opened, id), across shops; a position is the last row's."""
+
+        def order(c: Cancellation) -> tuple[str, str]:
+            assert c.review is not None
+            return (to_utc_text(c.review.opened_at, precise=True), c.cancellation_id)
+
+        rows = sorted(
+            (
+                c
+                for c in self.cancellations.values()
+                if c.status is CancellationStatus.NEEDS_REVIEW
+                and c.review is not None
+                and (not query.shop_id or c.shop_id == query.shop_id)
+                and (query.min_amount is None or (c.amount or 0) >= query.min_amount)
+                and (query.opened_before is None or c.review.opened_at <= query.opened_before)
+            ),
+            key=order,
+        )
+        if position:
+            rows = [c for c in rows if order(c) > (position["opened"], position["id"])]
+        page = tuple(rows[: query.limit])
+        following = None
+        if len(rows) > query.limit:
+            last = order(page[-1])
+            following = {"opened": last[0], "id": last[1]}
+        return CancellationPage(page, following)
+
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        shop = next((s for (s, cid) in self.cancellations if cid == cancellation_id), None)
+        return self.get_cancellation(shop, cancellation_id) if shop else None
+
+    def update_review(self, cancellation: Cancellation, review: Review) -> None:
+        key = (cancellation.shop_id, cancellation.cancellation_id)
+        stored = self.cancellations.get(key)
+        before = cancellation.review
+        if (
+            stored is None
+            or stored.status is not CancellationStatus.NEEDS_REVIEW
+            or (stored.review is None) != (before is None)
+            or (stored.review and before and stored.review.version != before.version)
+        ):
+            raise Conflict("the review changed meanwhile")
+        self.cancellations[key] = replace(stored, review=review)
 
     def history_page(
         self, shop_id: str, query: HistoryQuery, position: dict[str, Any] | None

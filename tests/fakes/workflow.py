@@ -33,3 +33,30 @@ class RecordingStarter:
         if cancellation.cancellation_id not in self.started:
             self.started.append(cancellation.cancellation_id)
         return f"exec:{cancellation.cancellation_id}"
+
+
+@dataclass
+class WaitingExecutions:
+    """The ReviewWaits: executions waiting on task tokens; a token is used once."""
+
+    waiting: set[str] = field(default_factory=set)
+    results: dict[str, dict] = field(default_factory=dict)  # token -> the output handed over
+    heartbeats: list[str] = field(default_factory=list)
+    redriven: list[str] = field(default_factory=list)
+    redrivable: bool = True
+
+    def succeed(self, token: str, output: dict) -> bool:
+        if token not in self.waiting:
+            return False
+        self.waiting.discard(token)
+        self.results[token] = output
+        return True
+
+    def heartbeat(self, token: str) -> bool:
+        self.heartbeats.append(token)
+        return token in self.waiting
+
+    def redrive(self, execution_id: str) -> bool:
+        if self.redrivable:
+            self.redriven.append(execution_id)
+        return self.redrivable

@@ -146,6 +146,33 @@ class ShopClient:
             time.sleep(0.05)
 
 
+class Operator:
+    """An operator with AWS credentials, calling the operator API signed with SigV4."""
+
+    def __init__(self, url: str, key: str, secret: str) -> None:
+        self.url = url
+        self.key = key
+        self.secret = secret
+
+    def call(
+        self, method: str, path: str, body: Any = None, secret: str | None = None, sign: bool = True
+    ) -> Answer:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        from local.template import REGION
+
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if sign:
+            request = AWSRequest(method=method, url=self.url + path, data=data, headers=headers)
+            credentials = Credentials(self.key, secret or self.secret)
+            SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
+            headers = dict(request.headers.items())
+        return http(method, self.url + path, raw=data, headers=headers)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     local = LocalStack(
@@ -175,6 +202,16 @@ def shop_b(stack: LocalStack) -> ShopClient:
 
 
 @pytest.fixture(scope="session")
+def operator(stack: LocalStack) -> Operator:
+    env = stack.env
+    return Operator(
+        env["OPERATOR_API_URL"],
+        env["OPERATOR_AWS_ACCESS_KEY_ID"],
+        env["OPERATOR_AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+@pytest.fixture(scope="session")
 def sandbox(stack: LocalStack) -> Sandbox:
     return Sandbox(stack.env["SANDBOX_URL"])
 
@@ -188,6 +225,26 @@ def paid(shop: ShopClient, sandbox: Sandbox) -> dict[str, Any]:
 
 
 def mails_about(stack: LocalStack, outcome: dict[str, Any]) -> list[str]:
-    """The emails about a cancellation, once its execution (Notify comes last) has ended."""
-    stack.wait_for_execution(outcome["execution_id"])
+    """The emails about a cancellation, once its execution (Notify comes last) has ended, or
+    (under review) once it waits at AwaitOperatorReview (its opening step sent them)."""
+    if outcome["status"] == "NEEDS_REVIEW":
+        waiting_for_review(stack, outcome["execution_id"])
+    else:
+        stack.wait_for_execution(outcome["execution_id"])
     return [m for m in stack.mail.messages() if outcome["cancellation_id"] in m]
+
+
+def waiting_for_review(stack: LocalStack, execution_arn: str, timeout: float = 30) -> list[str]:
+    """The execution's history once it waits at AwaitOperatorReview (its task submitted):
+    the names of the states it entered."""
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while True:
+        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if any(e["type"] == "TaskSubmitted" for e in events) or time.monotonic() > deadline:
+            return [
+                e["stateEnteredEventDetails"]["name"]
+                for e in events
+                if "stateEnteredEventDetails" in e
+            ]
+        time.sleep(0.05)

@@ -38,6 +38,7 @@ from hypothesis.stateful import (
 from moto import mock_aws
 
 from cancelflow.adapters.dynamodb.store import DynamoStore
+from cancelflow.cancellations import review
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import HOLDING, SENT, TERMINAL, Cancellation, CancellationStatus
 from cancelflow.cancellations.ports import PaymentBusy
@@ -50,7 +51,7 @@ from local.template import REGION, Template
 from tests.fakes.examples import SHOP, a_cancellation, a_payment
 from tests.fakes.kcp import Fate, KcpModel, RequestState
 from tests.fakes.store import MemoryStore
-from tests.fakes.workflow import RecordingStarter, SteppingClock
+from tests.fakes.workflow import RecordingStarter, SteppingClock, WaitingExecutions
 
 TNOS = ("20261123000001", "20261123000002")
 MAX_CANCELS = 4  # a few per example, so that each gets far
@@ -145,6 +146,8 @@ class CancelWorkflow(RuleBasedStateMachine):
                 self._reconcile(cid)
             elif route == "SETTLE":
                 self._settle(cid)
+            elif route == "REVIEW":  # its execution waits for an operator from here on
+                self._review(cid)
             else:  # settled: the execution ended
                 return
 
@@ -183,6 +186,15 @@ class CancelWorkflow(RuleBasedStateMachine):
         # Every execution ends in a terminal status: Notify tells the customer this one.
         assert CancellationStatus(outcome["status"]) in TERMINAL, (outcome, route)
         self.routes[cid] = {"next": "DONE", "outcome": outcome}
+
+    def _review(self, cid: str) -> None:
+        route = self.routes.get(cid, {})
+        review.open_review(
+            self.store, WaitingExecutions(), self.clock, SHOP, cid, f"token-{cid}", route["verdict"]
+        )
+        found = self.store.get_cancellation(SHOP, cid)
+        assert found is not None and found.status is CancellationStatus.NEEDS_REVIEW, found
+        self.routes[cid] = {"next": "DONE", "outcome": {"status": found.status.value}}
 
     @rule()
     def sweep(self) -> None:

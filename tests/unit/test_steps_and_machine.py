@@ -30,6 +30,7 @@ TAKEN_BY = {
     Next.RECONCILE: "WaitForKcp",
     Next.WAIT: "WaitForKcp",
     Next.SETTLE: "Settle",
+    Next.REVIEW: "AwaitOperatorReview",
 }
 
 

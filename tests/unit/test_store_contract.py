@@ -20,10 +20,17 @@ from cancelflow.cancellations.model import (
     BreakdownLine,
     Cancellation,
     CancellationStatus,
+    Decision,
+    Review,
     effect_of,
     events_of,
 )
-from cancelflow.cancellations.ports import CancellationQuery, InsufficientBalance, PaymentBusy
+from cancelflow.cancellations.ports import (
+    CancellationQuery,
+    InsufficientBalance,
+    PaymentBusy,
+    ReviewQuery,
+)
 from cancelflow.cancellations.ports import CancellationStore as Store
 from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.errors import Conflict
@@ -727,3 +734,75 @@ def test_one_run_claims_a_pending_attempt_and_a_claimed_or_unmarked_one_stays_cl
     legacy = Attempt(seq=2, kind="CANCEL", sent_at=NOW)  # no claim at all: may have been sent
     store.journal(cancellation, legacy)
     assert store.dispatch(cancellation, legacy, "SENT") is False
+
+
+# --- reviews -------------------------------------------------------------------------------
+
+
+def _in_review(store: Store, cid: str, amount: int, opened_minutes_ago: int) -> Cancellation:
+    sending = _sending(store, cid, amount)
+    opened = NOW - timedelta(minutes=opened_minutes_ago)
+    outcome = sending.with_status(
+        CancellationStatus.NEEDS_REVIEW,
+        updated_at=NOW,
+        review=Review(opened_at=opened, token=f"token-{cid}", version=1),
+    )
+    store.settle(sending, outcome, effect_of(sending, outcome.status, sending.balance_before or 0))
+    found = store.get_cancellation(SHOP, cid)
+    assert found is not None and found.review is not None
+    return found
+
+
+def test_the_review_queue_is_oldest_first_filtered_and_paged(store: Store) -> None:
+    for n, (amount, age) in enumerate([(5000, 30), (20000, 300), (8000, 90)]):
+        tno = f"2026112300010{n}"
+        store.put_payment(a_payment(tno, 30000))
+        cancellation = a_cancellation(f"cnl_{n}", tno, amount)
+        store.create_cancellation(cancellation, f"key-{n}", "hash", EXPIRES)
+        store.reserve(_decided(cancellation, amount), amount)
+        reserved = store.get_cancellation(SHOP, f"cnl_{n}")
+        assert reserved is not None
+        store.begin_send(reserved, Attempt(seq=1, kind="CANCEL", sent_at=NOW))
+        sending = store.get_cancellation(SHOP, f"cnl_{n}")
+        assert sending is not None
+        outcome = sending.with_status(
+            CancellationStatus.NEEDS_REVIEW,
+            updated_at=NOW,
+            review=Review(opened_at=NOW - timedelta(minutes=age), token=f"t{n}", version=1),
+        )
+        store.settle(sending, outcome, effect_of(sending, outcome.status, 30000))
+
+    def ids(query: ReviewQuery, position: Any = None) -> tuple[list[str], Any]:
+        page = store.review_page(query, position)
+        return [c.cancellation_id for c in page.cancellations], page.next_position
+
+    assert ids(ReviewQuery())[0] == ["cnl_1", "cnl_2", "cnl_0"]  # oldest first
+    assert ids(ReviewQuery(min_amount=8000))[0] == ["cnl_1", "cnl_2"]
+    hour = ReviewQuery(min_age=timedelta(minutes=60), as_of=NOW)
+    assert ids(hour)[0] == ["cnl_1", "cnl_2"]
+    first, position = ids(ReviewQuery(limit=2))
+    rest, end = ids(ReviewQuery(limit=2), position)
+    assert (first, rest, end) == (["cnl_1", "cnl_2"], ["cnl_0"], None)
+    assert store.find_cancellation("cnl_2") is not None
+    assert store.find_cancellation("cnl_nosuch") is None
+
+
+def test_a_review_changes_only_from_the_version_it_was_read_at_and_leaves_the_queue_when_settled(
+    store: Store,
+) -> None:
+    store.put_payment(a_payment(TNO, 30000))
+    case = _in_review(store, "cnl_1", 10000, 5)
+    assert case.review is not None
+    decision = Decision("APPLIED", "seen in KCP admin", "arn:aws:iam::1:user/ops", NOW, {"a": 1})
+    decided = replace(case.review, decisions=(decision,), version=2)
+    store.update_review(case, decided)
+    with pytest.raises(Conflict):  # a second writer read version 1 too
+        store.update_review(case, replace(case.review, token="other", version=2))
+    found = store.get_cancellation(SHOP, "cnl_1")
+    assert found is not None and found.review is not None
+    assert found.review.decided == decision and found.review.token == "token-cnl_1"
+
+    _settle(store, found, CancellationStatus.SUCCEEDED)
+    assert store.review_page(ReviewQuery(), None).cancellations == ()
+    with pytest.raises(Conflict):  # settled: no longer a review to change
+        store.update_review(found, replace(decided, version=3))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # each Lambda imports only the adapters it uses: cold starts 
     from cancelflow.adapters.dynamodb.store import DynamoStore
     from cancelflow.adapters.s3 import S3Exporter
     from cancelflow.adapters.ses import SesMailer
+    from cancelflow.adapters.stepfunctions import StepFunctionsWaits
     from cancelflow.cancellations.model import Cancellation
     from cancelflow.kcp.port import Gateway
     from cancelflow.shops.model import Shop
@@ -73,7 +74,17 @@ def workflow_config() -> dict[str, int]:
     return {
         "reconcile_wait_seconds": int(setting("RECONCILE_WAIT_SECONDS", "5")),
         "reconcile_max_tries": int(setting("RECONCILE_MAX_TRIES", "3")),
+        "review_timeout_seconds": int(setting("REVIEW_TIMEOUT_SECONDS", "1209600")),
+        "review_heartbeat_seconds": int(setting("REVIEW_HEARTBEAT_SECONDS", "3600")),
     }
+
+
+@cache
+def review_waits() -> StepFunctionsWaits:
+    """The executions waiting on reviews, by their task tokens."""
+    from cancelflow.adapters.stepfunctions import StepFunctionsWaits
+
+    return StepFunctionsWaits(aws.client("stepfunctions"))
 
 
 class StepFunctionsStarter:

@@ -93,6 +93,41 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Decision:
+    """An operator's decision on a review: what KCP did (APPLIED or NOT_APPLIED), why, by whom.
+
+    `evidence` is what the operator was shown when deciding (plain JSON: KCP's answer to a fresh
+    inquiry, both sides' balances), kept so the decision can be checked later."""
+
+    outcome: str  # APPLIED or NOT_APPLIED
+    note: str
+    by: str  # the operator's principal (an IAM ARN)
+    at: datetime
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+# What a decision says KCP did, as the status the cancellation settles with.
+DECIDED_STATUS = {"APPLIED": CancellationStatus.SUCCEEDED, "NOT_APPLIED": CancellationStatus.FAILED}
+
+
+@dataclass(frozen=True)
+class Review:
+    """A cancel whose fate only an operator (or the sweep's proof) can settle.
+
+    `token` is the waiting execution's task token (cleared once used); `version` makes each
+    change of the review conditional on the one it was read from."""
+
+    opened_at: datetime
+    token: str = ""
+    version: int = 0
+    decisions: tuple[Decision, ...] = ()
+
+    @property
+    def decided(self) -> Decision | None:
+        return self.decisions[-1] if self.decisions else None
+
+
+@dataclass(frozen=True)
 class Cancellation:
     shop_id: str
     cancellation_id: str
@@ -119,6 +154,7 @@ class Cancellation:
     attempts: tuple[Attempt, ...] = field(default=())
     confirmed_by: str = ""  # how a SUCCEEDED was known: ANSWER, INQUIRY or SWEEP
     corrected_from: str = ""  # the status a sweep corrected (the customer was told it first)
+    review: Review | None = None  # opened when it ended NEEDS_REVIEW; kept once it is decided
 
     def with_status(self, status: CancellationStatus, **changes: Any) -> Cancellation:
         return replace(self, status=status, **changes)

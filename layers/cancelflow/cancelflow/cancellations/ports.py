@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from cancelflow.cancellations.model import Attempt, Cancellation, CancellationStatus, PaymentEffect
+from cancelflow.cancellations.model import (
+    Attempt,
+    Cancellation,
+    CancellationStatus,
+    PaymentEffect,
+    Review,
+)
 from cancelflow.kernel.events import Event
 from cancelflow.payments.ports import PaymentStore
 from cancelflow.shops.ports import ShopStore
@@ -44,6 +51,47 @@ class CancellationPage:
     cancellations: tuple[Cancellation, ...]  # without their journal (read one by id for it)
     next_position: dict[str, Any] | None  # where the next page starts; None at the end
     unreadable: int = 0  # stored records that could not be shown (logged, left out)
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """Filters of the review queue across shops, oldest first."""
+
+    shop_id: str = ""
+    min_age: timedelta | None = None  # only reviews open at least this long (as of `as_of`)
+    min_amount: int | None = None
+    limit: int = 20
+    as_of: datetime | None = None
+
+    @property
+    def opened_before(self) -> datetime | None:
+        return self.as_of - self.min_age if self.as_of and self.min_age else None
+
+    def scope(self) -> str:
+        """What a cursor is bound to: the queue and every filter (not the page size)."""
+        doc = {
+            "list": "reviews",
+            "shop": self.shop_id,
+            "min_age": self.min_age.total_seconds() if self.min_age else None,
+            "min_amount": self.min_amount,
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class ReviewWaits(Protocol):
+    """The executions waiting on reviews (Step Functions' task tokens; a fake in tests)."""
+
+    def succeed(self, token: str, output: Mapping[str, Any]) -> bool:
+        """Hand the waiting execution its result; False if no execution waits on the token."""
+        ...
+
+    def heartbeat(self, token: str) -> bool:
+        """Tell the waiting execution the review is still open; False if none waits on it."""
+        ...
+
+    def redrive(self, execution_id: str) -> bool:
+        """Resume an execution that stopped (its wait timed out); False if it cannot be."""
+        ...
 
 
 class PaymentBusy(Exception):
@@ -112,6 +160,19 @@ class CancellationStore(PaymentStore, ShopStore, Protocol):
 
     def mark(self, cancellation: Cancellation, status: CancellationStatus) -> None:
         """A non-terminal status change with no money effect (e.g. RECONCILING)."""
+        ...
+
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        """A cancellation by its id alone, whatever its shop (operators only)."""
+        ...
+
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
+        """A page of open reviews across shops (NEEDS_REVIEW), oldest first."""
+        ...
+
+    def update_review(self, cancellation: Cancellation, review: Review) -> None:
+        """Write the review of a NEEDS_REVIEW cancellation; Conflict if it is no longer one or
+        its review changed since it was read (`cancellation.review.version`)."""
         ...
 
     def settle(

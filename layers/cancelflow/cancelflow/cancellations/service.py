@@ -31,6 +31,7 @@ from typing import Any, Protocol, cast
 from cancelflow.cancellations import eligibility
 from cancelflow.cancellations.eligibility import CancelAsk
 from cancelflow.cancellations.model import (
+    DECIDED_STATUS,
     TERMINAL,
     Attempt,
     Cancellation,
@@ -257,8 +258,10 @@ def _load(store: CancellationStore, shop_id: str, cancellation_id: str) -> Cance
 
 
 def settle_with(status: CancellationStatus, *reasons: str, **fields: Any) -> Step:
+    """The verdict to write; one KCP never settled waits for its review instead (REVIEW)."""
     verdict = cast(Verdict, {"status": status.value, "reasons": list(reasons)} | fields)
-    return {"next": Next.SETTLE, "verdict": verdict}
+    to = Next.REVIEW if status is CancellationStatus.NEEDS_REVIEW else Next.SETTLE
+    return {"next": to, "verdict": verdict}
 
 
 def _route_existing(cancellation: Cancellation) -> Step | None:
@@ -581,7 +584,7 @@ def settle(
 ) -> dict[str, Any]:
     """Write the terminal outcome and its effect on the payment. A settled one stays as is."""
     cancellation = _load(store, shop_id, cancellation_id)
-    if cancellation.status not in TERMINAL:
+    if cancellation.status not in TERMINAL or _decided(cancellation, verdict):
         outcome = _outcome(cancellation, verdict, clock)
         outcome = replace(outcome, execution_id=execution_id or cancellation.execution_id)
         # KCP's balance before this cancel: known once sent (under the lock), unused before.
@@ -605,6 +608,18 @@ def settle(
     }
 
 
+def _decided(cancellation: Cancellation, verdict: Verdict) -> bool:
+    """A review's end: an open review settles only as its recorded decision says."""
+    review = cancellation.review
+    decision = review.decided if review else None
+    return (
+        cancellation.status is CancellationStatus.NEEDS_REVIEW
+        and decision is not None
+        and verdict.get("confirmed_by") == "OPERATOR"
+        and verdict.get("status") == DECIDED_STATUS[decision.outcome].value
+    )
+
+
 def _outcome(cancellation: Cancellation, verdict: Verdict, clock: Clock) -> Cancellation:
     cancelled_at = verdict.get("cancelled_at")
     status = CancellationStatus(verdict["status"])
@@ -619,5 +634,7 @@ def _outcome(cancellation: Cancellation, verdict: Verdict, clock: Clock) -> Canc
         confirmed_by=verdict.get(
             "confirmed_by", "ANSWER" if status is CancellationStatus.SUCCEEDED else ""
         ),
+        # A review's token is spent once it settles: nothing waits on it any more.
+        review=replace(cancellation.review, token="") if cancellation.review else None,
         updated_at=clock.now(),
     )

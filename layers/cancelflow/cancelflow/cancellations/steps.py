@@ -20,6 +20,7 @@ class Next(StrEnum):
     RECONCILE = "RECONCILE"  # may have reached KCP, answer unknown: wait, then ask KCP
     WAIT = "WAIT"  # asked, still unknown: wait and ask again
     SETTLE = "SETTLE"  # the verdict is known: write it
+    REVIEW = "REVIEW"  # KCP never told its fate: wait for an operator (or the sweep's proof)
 
 
 class Verdict(TypedDict, total=False):
@@ -37,7 +38,7 @@ class Verdict(TypedDict, total=False):
 
 class Step(TypedDict, total=False):
     next: Required[Next]
-    verdict: Verdict  # with SETTLE
+    verdict: Verdict  # with SETTLE and REVIEW
     tries: int  # with RECONCILE and WAIT: the inquiries made so far
     amount: int  # with SEND: the amount held
 
@@ -68,14 +69,19 @@ class RouteToSettle(Route):
     to = Next.SETTLE
 
 
+class RouteToReview(Route):
+    to = Next.REVIEW
+
+
 ROUTES: dict[Next, type[Route]] = {r.to: r for r in Route.__subclasses__()}
 
 # Each step's Task state: its happy result (the Task's Next), and the routes it may raise.
 HAPPY: dict[str, Next] = {"Decide": Next.SEND, "SendCancel": Next.SETTLE, "Reconcile": Next.SETTLE}
+# REVIEW from any step: a re-run finds the cancel already waiting for its review.
 OFF_PATH: dict[str, frozenset[Next]] = {
-    "Decide": frozenset({Next.SETTLE, Next.RECONCILE}),  # rejected, or re-run after sending
-    "SendCancel": frozenset({Next.RECONCILE}),  # KCP's answer is unknown
-    "Reconcile": frozenset({Next.WAIT}),  # still unknown: ask again later
+    "Decide": frozenset({Next.SETTLE, Next.RECONCILE, Next.REVIEW}),  # rejected; or a re-run
+    "SendCancel": frozenset({Next.RECONCILE, Next.REVIEW}),  # KCP's answer is unknown
+    "Reconcile": frozenset({Next.WAIT, Next.REVIEW}),  # still unknown: ask again, or review
 }
 
 

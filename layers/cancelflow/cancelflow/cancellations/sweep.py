@@ -15,7 +15,8 @@ last `days`, and acts only on positive proof, like the workflow (cancelflow.canc
 A correction is journaled on the cancellation (attempt kind SWEEP) and written with the same
 conditional settle as the workflow's, so a sweep racing the workflow (or another sweep) changes a
 record at most once. The customer and the shop are told only when they had been told something
-else (NEEDS_REVIEW or FAILED); an execution still running announces the outcome itself.
+else (NEEDS_REVIEW or FAILED); an execution still running announces the outcome itself, and so
+does one waiting on the case's review (`waiting`: its task token, which the sweep completes).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Swept:
     announce: bool = False  # the customer was told something else: email the corrected outcome
     kcp_balance: int | None = None
     our_balance: int | None = None
+    waiting: str = ""  # the task token of an execution waiting on the corrected case's review
 
 
 def sweep_payment(
@@ -126,7 +128,19 @@ def _close_unsent(store: CancellationStore, clock: Clock, held: Cancellation, se
         store.settle(held, outcome, effect, events_of(held, outcome))
     except Conflict:
         return replace(seen, finding=Finding.OPEN)
-    return replace(seen, finding=Finding.CORRECTED, corrected=outcome, announce=announced)
+    return replace(
+        seen,
+        finding=Finding.CORRECTED,
+        corrected=outcome,
+        announce=announced,
+        waiting=_waiting(held),
+    )
+
+
+def _waiting(cancellation: Cancellation) -> str:
+    """The token of the execution waiting on this case's review, if one does."""
+    review = cancellation.review
+    return review.token if review and cancellation.status is CancellationStatus.NEEDS_REVIEW else ""
 
 
 def _failed_matching(
@@ -194,4 +208,10 @@ def _correct(
         )
     except Conflict:  # the workflow or another sweep moved it first: look again next time
         return replace(seen, finding=Finding.OPEN)
-    return replace(seen, finding=Finding.CORRECTED, corrected=outcome, announce=announced)
+    return replace(
+        seen,
+        finding=Finding.CORRECTED,
+        corrected=outcome,
+        announce=announced,
+        waiting=_waiting(cancellation),
+    )

@@ -259,6 +259,26 @@ CANCELLATION_EXAMPLE: dict[str, Any] = {
 }
 
 
+class ReviewDecision(Answer):
+    outcome: str = Field(description="APPLIED (KCP made the cancel) or NOT_APPLIED")
+    note: str
+    decided_at: KstTime | None
+
+
+class ReviewState(StrEnum):
+    UNDER_REVIEW = "UNDER_REVIEW"
+    CLOSED = "CLOSED"
+
+
+class CancellationReview(Answer):
+    """An operator's review of a cancel KCP never told the fate of: under review until it ends,
+    then each decision (the operator's identity and the evidence stay internal)."""
+
+    state: ReviewState
+    opened_at: KstTime | None
+    decisions: list[ReviewDecision]
+
+
 class CancellationSummary(Answer):
     """A cancel request and its outcome, as lists show it (without its KCP attempts)."""
 
@@ -287,6 +307,9 @@ class CancellationSummary(Answer):
         description="The status a sweep corrected (the customer was told it first)"
     )
     partial_seq: str | None
+    review: CancellationReview | None = Field(
+        default=None, description="Present once KCP's silence sent the cancel to an operator"
+    )
     created_at: KstTime
     updated_at: KstTime
     execution_id: str = Field(description="The Step Functions execution an operator opens")

@@ -141,6 +141,7 @@ def _cancellation_fields(cancellation: Cancellation, execution_id: str, lang: st
         "confirmed_by": c.confirmed_by or None,
         "corrected_from": c.corrected_from or None,
         "partial_seq": c.partial_seq or None,
+        "review": review_view(c),
         "created_at": _kst(c.created_at),
         "updated_at": _kst(c.updated_at),
         "execution_id": c.execution_id or execution_id,
@@ -153,6 +154,22 @@ def cancellation_view(
     attempts = [attempt_view(a, lang) for a in cancellation.attempts]
     fields = _cancellation_fields(cancellation, execution_id, lang)
     return out.Cancellation.model_validate(fields | {"attempts": attempts})
+
+
+def review_view(c: Cancellation) -> dict[str, Any] | None:
+    """What the shop sees of a review: under review until it ends, then each decision made
+    (what was decided, when, the note; the operator's identity and evidence stay internal)."""
+    if c.review is None:
+        return None
+    under = c.status is CancellationStatus.NEEDS_REVIEW
+    return {
+        "state": "UNDER_REVIEW" if under else "CLOSED",
+        "opened_at": _kst(c.review.opened_at),
+        "decisions": [
+            {"outcome": d.outcome, "note": d.note, "decided_at": _kst(d.at)}
+            for d in c.review.decisions
+        ],
+    }
 
 
 def cancellation_list_view(

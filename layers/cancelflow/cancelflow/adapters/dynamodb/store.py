@@ -31,7 +31,9 @@ from cancelflow.cancellations.model import (
     BreakdownLine,
     Cancellation,
     CancellationStatus,
+    Decision,
     PaymentEffect,
+    Review,
 )
 from cancelflow.cancellations.ports import (
     CancellationPage,
@@ -39,6 +41,7 @@ from cancelflow.cancellations.ports import (
     IdempotencyRecord,
     InsufficientBalance,
     PaymentBusy,
+    ReviewQuery,
 )
 from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
@@ -46,6 +49,7 @@ from cancelflow.kernel.errors import Conflict
 from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import HistoryPage, HistoryQuery
+from cancelflow.shops.keys import ApiKey
 from cancelflow.shops.model import Shop
 from cancelflow.shops.policy import ShopPolicy, default_policy, policy_from_doc, policy_to_doc
 
@@ -68,6 +72,91 @@ class DynamoStore:
     def shop_for_key(self, key_hash_hex: str) -> str | None:
         item = self._get({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"})
         return item["shop_id"] if item and item.get("active", True) else None
+
+    def touch_api_key(self, key_hash_hex: str, at: datetime, every_s: int = 60) -> None:
+        """Record a key's use, at most once per `every_s` (a conditional write, else nothing)."""
+        stale = to_utc_text(datetime.fromtimestamp(at.timestamp() - every_s, tz=at.tzinfo))
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal({"PK": f"APIKEY#{key_hash_hex}", "SK": "APIKEY"}),
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_exists(PK) AND "
+                "(attribute_not_exists(last_used_at) OR last_used_at < :stale)",
+                ExpressionAttributeValues=marshal({":now": to_utc_text(at), ":stale": stale}),
+            )
+        except ClientError as e:
+            if error_code(e) != "ConditionalCheckFailedException":
+                raise
+
+    def create_shop(self, shop: Shop, at: datetime) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=marshal(
+                    {
+                        "PK": f"SHOP#{shop.shop_id}",
+                        "SK": "PROFILE",
+                        "name": shop.name,
+                        "email": shop.email,
+                        "kcp_secret_id": shop.kcp_secret_id,
+                        "created_at": to_utc_text(at),
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise Conflict("shop exists") from e
+            raise
+
+    def add_api_key(self, key: ApiKey, key_hash_hex: str) -> None:
+        """The key's lookup item (what the authorizer reads) and the shop's record of it."""
+        created = to_utc_text(key.created_at)
+        lookup: dict[str, Any] = {
+            "PK": f"APIKEY#{key_hash_hex}",
+            "SK": "APIKEY",
+            "shop_id": key.shop_id,
+        }
+        lookup |= {"active": True, "key_id": key.key_id, "created_at": created}
+        record = {"PK": f"SHOP#{key.shop_id}", "SK": f"KEY#{key.key_id}", "key_hash": key_hash_hex}
+        record |= {"key_id": key.key_id, "created_at": created, "hint": key.hint}
+        self._db.transact_write_items(
+            TransactItems=[
+                self._put(lookup, "attribute_not_exists(PK)"),
+                self._put(record, "attribute_not_exists(PK)"),
+            ]
+        )
+
+    def api_keys(self, shop_id: str) -> list[ApiKey]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :key)",
+            ExpressionAttributeValues=marshal({":pk": f"SHOP#{shop_id}", ":key": "KEY#"}),
+            ConsistentRead=True,
+        )
+        keys = []
+        for raw in page["Items"]:
+            record = unmarshal(raw)
+            lookup = self._get({"PK": f"APIKEY#{record['key_hash']}", "SK": "APIKEY"}) or {}
+            keys.append(_api_key_from(shop_id, record, lookup))
+        return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    def revoke_api_key(self, shop_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        record = self._get({"PK": f"SHOP#{shop_id}", "SK": f"KEY#{key_id}"})
+        if record is None:
+            return None
+        lookup_key = {"PK": f"APIKEY#{record['key_hash']}", "SK": "APIKEY"}
+        lookup = self._get(lookup_key) or {}
+        if lookup.get("active", True):
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal(lookup_key),
+                UpdateExpression="SET active = :off, revoked_at = :at",
+                ExpressionAttributeValues=marshal({":off": False, ":at": to_utc_text(at)}),
+            )
+            lookup |= {"active": False, "revoked_at": to_utc_text(at)}
+        return _api_key_from(shop_id, record, lookup)
 
     def get_shop(self, shop_id: str) -> Shop | None:
         item = self._get({"PK": f"SHOP#{shop_id}", "SK": "PROFILE"})
@@ -261,6 +350,52 @@ class DynamoStore:
             kwargs["Limit"] = min(HISTORY_READ_MAX, query.limit * 10)
         kwargs["ExpressionAttributeValues"] = marshal(values)
         rows, following, *_ = self._query_page(kwargs, query.limit, key, position)
+        found: list[Cancellation] = []
+        for raw in rows:
+            item = unmarshal(raw)
+            with _readable(item, found):
+                found.append(_cancellation_from(item, ()))
+        return CancellationPage(tuple(found), following, len(rows) - len(found))
+
+    def find_cancellation(self, cancellation_id: str) -> Cancellation | None:
+        """By the sparse CancellationById index (its id is unique across shops)."""
+        page = self._db.query(
+            TableName=self._table,
+            IndexName="CancellationById",
+            KeyConditionExpression="GSI6PK = :pk",
+            ExpressionAttributeValues=marshal({":pk": f"CNL#{cancellation_id}"}),
+        )
+        for raw in page["Items"]:
+            item = unmarshal(raw)
+            return self.get_cancellation(item["shop_id"], cancellation_id)
+        return None
+
+    def review_page(self, query: ReviewQuery, position: dict[str, Any] | None) -> CancellationPage:
+        """Open reviews across shops, oldest first, from the sparse OpenReviews index; shop and
+        amount filter what the (opened-before) range reads."""
+        high = "~"
+        if query.opened_before:
+            high = to_utc_text(query.opened_before, precise=True) + "#~"
+        values: dict[str, Any] = {":pk": _OPEN_REVIEWS, ":high": high}
+        filters = []
+        if query.shop_id:
+            filters.append("shop_id = :shop")
+            values[":shop"] = query.shop_id
+        if query.min_amount is not None:
+            filters.append("amount >= :min_amount")
+            values[":min_amount"] = query.min_amount
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "OpenReviews",
+            "KeyConditionExpression": "GSI5PK = :pk AND GSI5SK <= :high",
+            "ScanIndexForward": True,
+            "ReturnConsumedCapacity": "TOTAL",
+            "Limit": query.limit if not filters else min(HISTORY_READ_MAX, query.limit * 10),
+            "ExpressionAttributeValues": marshal(values),
+        }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        rows, following, *_ = self._query_page(kwargs, query.limit, _GSI5_KEY, position)
         found: list[Cancellation] = []
         for raw in rows:
             item = unmarshal(raw)
@@ -466,6 +601,33 @@ class DynamoStore:
                 raise Conflict("cancellation is already terminal") from e
             raise
 
+    def update_review(self, cancellation: Cancellation, review: Review) -> None:
+        before = cancellation.review
+        condition = "#st = :open AND " + (
+            "#rv.version = :version" if before else "attribute_not_exists(#rv)"
+        )
+        values: dict[str, Any] = {
+            ":review": _review_doc(review),
+            ":open": CancellationStatus.NEEDS_REVIEW.value,
+        } | ({":version": before.version} if before else {})
+        if before is None:  # a case opened before reviews were kept: into the queue now
+            values[":gsi5pk"] = _OPEN_REVIEWS
+            values[":gsi5sk"] = _review_sort_key(cancellation.cancellation_id, review)
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal(cancellation_key(cancellation.shop_id, cancellation.cancellation_id)),
+                UpdateExpression="SET #rv = :review"
+                + ("" if before else ", GSI5PK = :gsi5pk, GSI5SK = :gsi5sk"),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#st": "status", "#rv": "review"},
+                ExpressionAttributeValues=marshal(values),
+            )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise Conflict("the review changed meanwhile") from e
+            raise
+
     def settle(
         self,
         cancellation: Cancellation,
@@ -608,6 +770,19 @@ HISTORY_READ_BUDGET = 8  # DynamoDB requests one history page may cost at most
 HISTORY_READ_MAX = 1000  # items read per request when filters cannot be keyed
 _GSI1_KEY = ("PK", "SK", "GSI1PK", "GSI1SK")  # a page position on ShopTimeline
 _GSI2_KEY = ("PK", "SK", "GSI2PK", "GSI2SK")  # and on ByPayment
+_GSI5_KEY = ("PK", "SK", "GSI5PK", "GSI5SK")  # and on OpenReviews
+_OPEN_REVIEWS = "REVIEW#OPEN"
+
+
+def _api_key_from(shop_id: str, record: Mapping[str, Any], lookup: Mapping[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=record["key_id"],
+        shop_id=shop_id,
+        created_at=from_utc_text(record["created_at"]),
+        hint=record.get("hint", ""),
+        revoked_at=time_from(lookup.get("revoked_at")) if lookup else None,
+        last_used_at=time_from(lookup.get("last_used_at")) if lookup else None,
+    )
 
 
 @contextmanager
@@ -654,17 +829,64 @@ def _sweep_keys(c: Cancellation, created: str) -> dict[str, str]:
     return {}
 
 
+def _review_sort_key(cancellation_id: str, review: Review) -> str:
+    return f"{to_utc_text(review.opened_at, precise=True)}#{cancellation_id}"
+
+
+def _review_keys(c: Cancellation) -> dict[str, str]:
+    """Where the review queue finds a cancellation: only while its review is open."""
+    if c.status is not CancellationStatus.NEEDS_REVIEW or c.review is None:
+        return {}
+    return {"GSI5PK": _OPEN_REVIEWS, "GSI5SK": _review_sort_key(c.cancellation_id, c.review)}
+
+
+def _review_doc(r: Review) -> dict[str, Any]:
+    return {
+        "opened_at": to_utc_text(r.opened_at, precise=True),
+        "token": r.token,
+        "version": r.version,
+        "decisions": [
+            {
+                "outcome": d.outcome,
+                "note": d.note,
+                "by": d.by,
+                "at": to_utc_text(d.at, precise=True),
+                "evidence": d.evidence,
+            }
+            for d in r.decisions
+        ],
+    }
+
+
+def _review_from(doc: dict[str, Any] | None) -> Review | None:
+    if not doc:
+        return None
+    return Review(
+        opened_at=from_utc_text(doc["opened_at"]),
+        token=doc.get("token", ""),
+        version=int(doc.get("version", 0)),
+        decisions=tuple(
+            Decision(
+                d["outcome"], d["note"], d["by"], from_utc_text(d["at"]), d.get("evidence", {})
+            )
+            for d in doc.get("decisions", [])
+        ),
+    )
+
+
 def _cancellation_item(c: Cancellation) -> dict[str, Any]:
     created = to_utc_text(c.created_at, precise=True)
     account = c.refund_account
     return (
         cancellation_key(c.shop_id, c.cancellation_id)
         | _sweep_keys(c, created)
+        | _review_keys(c)
         | {
             "GSI1PK": f"SHOP#{c.shop_id}#CANCELLATIONS",  # the shop's list, newest first
             "GSI1SK": f"{created}#{c.cancellation_id}",
             "GSI2PK": f"SHOP#{c.shop_id}#PAY#{c.tno}",
             "GSI2SK": f"CNL#{created}#{c.cancellation_id}",
+            "GSI6PK": f"CNL#{c.cancellation_id}",  # found by id alone, across shops (operators)
             "type": "CANCELLATION",
             "shop_id": c.shop_id,
             "cancellation_id": c.cancellation_id,
@@ -694,6 +916,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "balance_before": c.balance_before,
             "confirmed_by": c.confirmed_by or None,
             "corrected_from": c.corrected_from or None,
+            "review": _review_doc(c.review) if c.review else None,
         }
     )
 
@@ -726,6 +949,7 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         attempts=attempts,
         confirmed_by=i.get("confirmed_by", ""),
         corrected_from=i.get("corrected_from", ""),
+        review=_review_from(i.get("review")),
     )
 
 

@@ -1,0 +1,66 @@
+"""Generate the operator API's OpenAPI document from its code, as local/openapi.py does for the
+shop API; the one committed as operator-openapi.json (`make operator-openapi`;
+tests/unit/test_openapi.py fails when the file and the code differ)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from local.openapi import _app
+from local.template import ROOT, Template
+
+OUT = ROOT / "operator-openapi.json"
+TITLE = "cancelflow operator API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "For cancelflow's operators: the review queue across shops, a case with its evidence, the "
+    "decision, any cancellation by id. IAM-authorised: sign every request with AWS SigV4 "
+    "(service execute-api, the stack's region) using credentials allowed execute-api:Invoke on "
+    "this API; unsigned or wrongly signed requests are 403 problem+json. Errors are "
+    "application/problem+json with a stable `code`."
+)
+
+
+def generate() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "layers" / "cancelflow"))
+    template = Template()
+    serving = sorted({r["function"] for r in template.api_routes() if r["api"] == "OperatorApi"})
+    functions = template.functions()
+    doc: dict[str, Any] = {}
+    for logical_id in serving:
+        schema = json.loads(
+            _app(functions[logical_id].code_dir / "app.py").get_openapi_json_schema(
+                title=TITLE, version=VERSION, description=DESCRIPTION
+            )
+        )
+        if not doc:
+            doc = schema
+            continue
+        doc["paths"].update(schema.get("paths", {}))
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(
+            schema.get("components", {}).get("schemas", {})
+        )
+    doc["paths"] = dict(sorted(doc["paths"].items()))
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "sigv4": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "description": "AWS Signature Version 4 (service execute-api), as the AWS CLI and "
+            "SDKs sign requests; API Gateway's x-amazon-apigateway-authtype is awsSigv4",
+            "x-amazon-apigateway-authtype": "awsSigv4",
+        }
+    }
+    doc["security"] = [{"sigv4": []}]
+    return doc
+
+
+def render() -> str:
+    return json.dumps(generate(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+if __name__ == "__main__":
+    OUT.write_text(render(), encoding="utf-8")
+    print(f"wrote {OUT.relative_to(ROOT)}")
