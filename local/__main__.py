@@ -17,16 +17,25 @@ def main() -> None:
         "--sandbox-port", type=int, default=int(os.environ.get("SANDBOX_PORT", 3001))
     )
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("AWS_PORT", 5000)))
-    args = parser.parse_args()
-    stack = LocalStack(
-        ports={"api": args.api_port, "sandbox": args.sandbox_port, "moto": args.aws_port}
+    parser.add_argument(
+        "--console-port", type=int, default=int(os.environ.get("CONSOLE_PORT", 3002))
     )
+    args = parser.parse_args()
+    ports = {"api": args.api_port, "sandbox": args.sandbox_port, "moto": args.aws_port}
+    stack = LocalStack(ports=ports | {"console": args.console_port})
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
         signal.signal(sig, lambda *_: stopped.set())
     env = stack.start()
     print("cancelflow local stack is up (Ctrl-C stops it)\n")
-    for name in ("API_URL", "SANDBOX_URL", "AWS_ENDPOINT_URL", "SHOP_API_KEY", "SHOP_B_API_KEY"):
+    for name in (
+        "CONSOLE_URL",
+        "API_URL",
+        "SANDBOX_URL",
+        "AWS_ENDPOINT_URL",
+        "SHOP_API_KEY",
+        "SHOP_B_API_KEY",
+    ):
         print(f"  {name}={env[name]}")
     print(f"\n  mail:      {env['MAIL_DIR']}/")
     print("  settings:  source .local/stack.env\n", flush=True)

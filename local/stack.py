@@ -61,7 +61,7 @@ class LocalStack:
         sandbox_process: bool = False,
     ) -> None:
         self.state_dir = state_dir
-        self.ports = {"moto": 0, "api": 0, "sandbox": 0} | (ports or {})
+        self.ports = {"moto": 0, "api": 0, "sandbox": 0, "console": 0} | (ports or {})
         self.parameter_overrides = parameters or {}
         self.isolate = isolate  # each function in worker processes of its own (benches)
         self.sandbox_process = sandbox_process  # the KCP sandbox in its own process (benches)
@@ -80,6 +80,7 @@ class LocalStack:
         self.lambdas: LocalLambdas | None = None
         self.template: Template | None = None
         self.env: dict[str, str] = {}
+        self.console: Any = None
 
     # --- start ---------------------------------------------------------------------------
 
@@ -145,10 +146,21 @@ class LocalStack:
             "SHOP_API_KEY": self.shops[0].api_key,
             "SHOP_B_API_KEY": self.shops[1].api_key,
         }
+        self.env["CONSOLE_URL"] = self._start_console()
         (self.state_dir / "stack.env").write_text(
             "".join(f"export {k}={v}\n" for k, v in self.env.items())
         )
         return self.env
+
+    def _start_console(self) -> str:
+        """The operator console (local/console), reading this stack as an operator would."""
+        from cancelflow.adapters.dynamodb.store import DynamoStore
+        from local.console import Console
+
+        assert self.template
+        store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))
+        self.console = Console(self.env, self.client, store)
+        return self.console.start(port=self.ports["console"])
 
     def _start_moto(self, port: int) -> None:
         from moto.core.config import default_user_config
@@ -229,6 +241,8 @@ class LocalStack:
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.console:
+            self.console.stop()
         if self.api:
             self.api.stop()
         if self.sandbox:
