@@ -108,7 +108,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _node_id(name: str) -> str:
+def node_id(name: str) -> str:
     return "state-" + re.sub(r"[^A-Za-z0-9_-]", "_", name)
 
 
@@ -165,7 +165,7 @@ def dot_source(
         }.get(kind, kind)
         label = f'<<b>{_html(name)}</b><br/><font point-size="8" color="#7b8794">{caption}</font>>'
         return (
-            f'  {_quote(name)} [id="{_node_id(name)}", class="{" ".join(classes)}", '
+            f'  {_quote(name)} [id="{node_id(name)}", class="{" ".join(classes)}", '
             f'shape={shape}, label={label}, fillcolor="{fill}", color="{border}", '
             f'penwidth={pen}, fontcolor="{font}"];'
         )
@@ -183,7 +183,7 @@ def dot_source(
         caption = f"Map ({mode.lower()})" if mode else "Map"
         lines += [
             f"  subgraph cluster_{re.sub(r'[^A-Za-z0-9_]', '_', map_name)} {{",
-            f'    id="{_node_id(map_name)}"; class="{classes}";',
+            f'    id="{node_id(map_name)}"; class="{classes}";',
             f'    label=<<b>{_html(map_name)}</b> <font point-size="8" color="#7b8794">'
             f"{_html(caption)}: one iteration per item</font>>;",
             f'    style="rounded,dashed"; color="{border}"; '
@@ -202,7 +202,7 @@ def dot_source(
     target, head = anchor(first)
     start_taken = first in taken
     lines.append(
-        f'  "__start" -> {_quote(target)} [class="edge{" taken" if start_taken else ""}"'
+        f'  "__start" -> {_quote(target)} [class="start{" taken" if start_taken else ""}"'
         + (f", lhead={head}" if head else "")
         + (', color="#1f8a4c", penwidth=2.4' if start_taken else "")
         + "];"
@@ -216,7 +216,7 @@ def dot_source(
             inner = [n for n, p in machine.parent.items() if p == edge.source]
             source = exits.setdefault(edge.source, inner[-1] if inner else source)
         on_path = (edge.source, edge.target) in path
-        attrs = [f'class="edge {edge.kind}{" taken" if on_path else ""}"']
+        attrs = [f'class="{edge.kind}{" taken" if on_path else ""}"']
         if edge.label:
             attrs.append(f"label={_quote(_wrap(edge.label))}")
         if edge.kind == "catch":

@@ -137,11 +137,15 @@ class Reads:
                 )
                 if row.outcome in TERMINAL and str(cancellation.status) != row.outcome:
                     row.summary = f"now {cancellation.status}"  # a sweep or an operator changed it
-        elif isinstance(output, dict) and output:
+        if short == "subscription-billing":  # found by the subscriptions it charged
+            row.tno = " ".join(c["order"] for c in charges(self.history(e["executionArn"])))
+        if short != "cancel-refund" and isinstance(output, dict) and output:
             counts = [f"{k} {v}" for k, v in output.items() if isinstance(v, int) and v]
             row.summary = ", ".join(counts) or "nothing to do"
             row.outcome = "SUCCEEDED" if e["status"] == "SUCCEEDED" else ""
         row.search = " ".join([row.name, row.arn, row.tno, described.get("input") or ""]).lower()
+        if short == "subscription-billing":
+            row.tno = ""  # a run has no one payment
         return row
 
     def execution(self, arn: str) -> dict[str, Any]:
@@ -310,3 +314,24 @@ class Reads:
                 }
             )
         return letters
+
+
+def charges(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """A billing run's charges: its Map's lines, `ordr_idxx result tno-or-code`."""
+    found = []
+    for event in events:
+        if event["type"] != "MapStateExited":
+            continue
+        output = _json(event.get("stateExitedEventDetails", {}).get("output")) or {}
+        for lane in output.get("results", []):
+            for line in lane.get("charges", []) if isinstance(lane, dict) else []:
+                order, result, rest = [*str(line).split(" ", 2), "", ""][:3]
+                found.append(
+                    {
+                        "order": order,
+                        "result": result,
+                        "rest": rest,
+                        "subscription": order.rsplit("-", 3)[0] if order.count("-") >= 3 else order,
+                    }
+                )
+    return found

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from local.console.mask import mask, pretty
-from local.console.reads import TERMINAL, Reads, kst
+from local.console.reads import TERMINAL, Reads, charges, kst
 from local.console.words import LANGUAGES, words
 from local.http_server import LocalHTTPServer
 
@@ -182,7 +182,7 @@ class Console:
         view["logs"] = self.reads.log_lines(needles)
         view["correlation_id"] = query["arn"]
         view["links"] = links
-        view["charges"] = _charges(self.reads.history(query["arn"]))
+        view["charges"] = charges(self.reads.history(query["arn"]))
         return "execution.html", view
 
     def cancellation_page(self, parts: list[str], _: dict[str, str]) -> Any:
@@ -260,7 +260,7 @@ class Console:
             described = self.reads.sfn.describe_execution(executionArn=row.arn)
             summary = _json_dict(described.get("output"))
             runs.append(
-                {"row": row, "summary": summary, "charges": _charges(self.reads.history(row.arn))}
+                {"row": row, "summary": summary, "charges": charges(self.reads.history(row.arn))}
             )
         return "billing.html", {"runs": runs}
 
@@ -310,27 +310,6 @@ def _json_dict(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _charges(events: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """A billing run's charges: its Map's lines, `ordr_idxx result tno-or-code`."""
-    charges = []
-    for event in events:
-        if event["type"] != "MapStateExited":
-            continue
-        output = _json_dict(event.get("stateExitedEventDetails", {}).get("output"))
-        for lane in output.get("results", []):
-            for line in lane.get("charges", []) if isinstance(lane, dict) else []:
-                order, result, rest = [*str(line).split(" ", 2), "", ""][:3]
-                charges.append(
-                    {
-                        "order": order,
-                        "result": result,
-                        "rest": rest,
-                        "subscription": order.rsplit("-", 3)[0] if order.count("-") >= 3 else order,
-                    }
-                )
-    return charges
 
 
 def _reasons(codes: tuple[str, ...]) -> list[dict[str, str]]:
