@@ -213,9 +213,9 @@ class Reads:
                 open_steps[step.name] = step
                 steps.append(step)
             elif kind.endswith("StateExited"):
-                step = open_steps.pop(detail["name"], None)
-                if step:
-                    step.exited, step.output = event["timestamp"], pretty(detail.get("output"))
+                done = open_steps.pop(detail["name"], None)
+                if done:
+                    done.exited, done.output = event["timestamp"], pretty(detail.get("output"))
             elif kind in ("LambdaFunctionScheduled", "TaskScheduled"):
                 for step in open_steps.values():
                     step.attempts += 1
@@ -248,10 +248,11 @@ class Reads:
         return self.store.get_payment(shop_id, tno) if shop_id and tno else None
 
     def payment_cancellations(self, shop_id: str, tno: str) -> list[Any]:
-        return self.store.payment_cancellations(shop_id, tno)
+        return list(self.store.payment_cancellations(shop_id, tno))
 
     def sandbox_payment(self, tno: str) -> dict[str, Any] | None:
-        return self._sandbox(f"/_sandbox/payments/{tno}")
+        found = self._sandbox(f"/_sandbox/payments/{tno}")
+        return found if isinstance(found, dict) else None
 
     def sandbox_calls(self, tno: str = "") -> list[dict[str, Any]]:
         calls = self._sandbox("/_sandbox/calls") or []

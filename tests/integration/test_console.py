@@ -233,3 +233,28 @@ def test_the_console_is_on_127_0_0_1_and_in_stack_env(stack: LocalStack) -> None
     assert url.hostname == "127.0.0.1"
     assert f"CONSOLE_URL={stack.env['CONSOLE_URL']}" in (stack.state_dir / "stack.env").read_text()
     assert os.environ.get("CONSOLE_URL") in (None, stack.env["CONSOLE_URL"])
+
+
+def test_a_refund_account_number_is_masked_on_every_page_an_operator_opens(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, page: Page
+) -> None:
+    payment = sandbox.approve(method="VIRTUAL_ACCOUNT")
+    assert shop.register(payment).status == 201
+    account = {"bank_code": "BK04", "number": "110-123-456789", "holder": "김하늘"}
+    body = {"reason_code": "CHANGE_OF_MIND", "refund_account": account}
+    accepted = shop.cancel(payment["tno"], body).body
+    assert shop.outcome(accepted["cancellation_id"])["status"] == "SUCCEEDED"
+    stack.wait_for_execution(accepted["execution_id"])
+
+    page.goto(
+        f"{stack.env['CONSOLE_URL']}/execution?arn={urllib.parse.quote(accepted['execution_id'])}"
+    )
+    pages = {"execution": page.content()}
+    page.locator("#link-cancellation").click()
+    expect(page.locator("pre.record")).to_contain_text("6789")  # the last four tell accounts apart
+    pages["cancellation"] = page.content()
+    page.go_back()
+    page.locator("#link-payment").click()
+    pages["payment"] = page.content()
+    for name, html in pages.items():
+        assert "110-123-456789" not in html and "123-456789" not in html, name
