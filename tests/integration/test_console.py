@@ -5,6 +5,7 @@ case with its evidence, the email that went out. Screenshots land in .local/scre
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -258,3 +259,92 @@ def test_a_refund_account_number_is_masked_on_every_page_an_operator_opens(
     pages["payment"] = page.content()
     for name, html in pages.items():
         assert "110-123-456789" not in html and "123-456789" not in html, name
+
+
+class _OperatorApi:
+    """A stand-in for the operator API that keeps what it was sent (the real one: wt-operators)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[dict[str, Any]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"status": "SUCCEEDED"}')
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _signature_holds(request: dict[str, Any], url: str, key: str, secret: str) -> bool:
+    """Sign the received request again with the operator's keys, at its own X-Amz-Date."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers = {k: v for k, v in request["headers"].items() if k.lower() != "authorization"}
+    again = AWSRequest(method="POST", url=url + request["path"], data=request["body"])
+    for name in ("Content-Type", "X-Amz-Date"):
+        again.headers[name] = headers[name]
+    again.context["timestamp"] = headers["X-Amz-Date"]
+    auth = SigV4Auth(Credentials(key, secret), "execute-api", "ap-northeast-2")
+    canonical = auth.canonical_request(again)
+    expected = auth.signature(auth.string_to_sign(again, canonical), again)
+    return request["headers"]["Authorization"].endswith(f"Signature={expected}")
+
+
+def test_the_decide_form_sends_the_operator_apis_decision_signed_with_the_operator_keys(
+    stack: LocalStack,
+    shop: ShopClient,
+    sandbox: Sandbox,
+    paid: dict[str, Any],
+    page: Page,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox.fault(paid["tno"], "commit_then_timeout", hold_seconds=4)
+    sandbox.fault(paid["tno"], "http_500", path="inquiry", times=20)
+    cancellation_id = shop.cancel(paid["tno"]).body["cancellation_id"]
+    assert shop.outcome(cancellation_id)["status"] == "NEEDS_REVIEW"
+    api = _OperatorApi()
+    key, secret = "AKIAOPERATOREXAMPLE", "operator-secret-example"
+    for name, value in (
+        ("OPERATOR_API_URL", api.url),
+        ("OPERATOR_AWS_ACCESS_KEY_ID", key),
+        ("OPERATOR_AWS_SECRET_ACCESS_KEY", secret),
+    ):
+        monkeypatch.setitem(stack.console.env, name, value)
+    try:
+        page.goto(f"{stack.env['CONSOLE_URL']}/reviews?lang=en")
+        case = page.locator(f"#case-{cancellation_id}")
+        case.get_by_label("APPLIED at KCP (refunded)").check()
+        case.locator("textarea[name=note]").fill("KCP 관리자 화면에서 취소 확인")
+        case.get_by_role("button", name="Send the decision").click()
+        expect(page.locator(".banner.good")).to_contain_text(cancellation_id)
+    finally:
+        api.close()
+    [request] = api.received
+    assert request["path"] == f"/v1/reviews/{cancellation_id}/decision"
+    assert json.loads(request["body"]) == {
+        "outcome": "APPLIED",
+        "note": "KCP 관리자 화면에서 취소 확인",
+    }
+    assert request["headers"]["Authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={key}/")
+    assert "/ap-northeast-2/execute-api/aws4_request" in request["headers"]["Authorization"]
+    assert _signature_holds(request, api.url, key, secret)
+    assert not _signature_holds(request, api.url, key, "another-secret")
