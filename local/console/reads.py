@@ -16,6 +16,7 @@ from local.console.mask import pretty
 
 KST = timezone(timedelta(hours=9))
 TERMINAL = {"SUCCEEDED", "REJECTED", "FAILED", "NEEDS_REVIEW"}
+ROWS_READ = 2000  # per state machine: a faults bench starts ten thousand cancels
 # A state machine's physical name ends with its ASL file's stem (cancelflow-cancel-refund).
 MACHINE_FILES = {
     "cancel-refund": "cancel_refund",
@@ -98,6 +99,8 @@ class Reads:
         self.logs = clients("logs")
         self.store = store
         self.mail_dir = Path(env.get("MAIL_DIR") or ".local/mail")
+        # A finished execution's input, output and charges never change: read each once.
+        self._finished: dict[str, tuple[dict[str, Any], list[dict[str, str]]]] = {}
 
     # --- executions ----------------------------------------------------------------------
 
@@ -110,18 +113,32 @@ class Reads:
         return found
 
     def rows(self) -> list[Row]:
+        """Every execution of every machine, newest first (the newest ROWS_READ of each)."""
         rows = []
         for short, arn in self.machines().items():
-            for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
-                for e in page["executions"]:
-                    rows.append(self._row(short, e))
+            listed = [
+                e
+                for page in self.sfn.get_paginator("list_executions").paginate(stateMachineArn=arn)
+                for e in page["executions"]
+            ]
+            listed.sort(key=lambda e: e["startDate"], reverse=True)
+            rows += [self._row(short, e) for e in listed[:ROWS_READ]]
         return sorted(rows, key=lambda r: r.started, reverse=True)
+
+    def _described(self, short: str, arn: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+        if arn in self._finished:
+            return self._finished[arn]
+        described = self.sfn.describe_execution(executionArn=arn)
+        ran = charges(self.history(arn)) if short == "subscription-billing" else []
+        if described["status"] != "RUNNING":
+            self._finished[arn] = (described, ran)
+        return described, ran
 
     def _row(self, short: str, e: dict[str, Any]) -> Row:
         row = Row(
             e["executionArn"], e["name"], short, e["status"], e["startDate"], e.get("stopDate")
         )
-        described = self.sfn.describe_execution(executionArn=e["executionArn"])
+        described, ran = self._described(short, e["executionArn"])
         given = _json(described.get("input")) or {}
         output = _json(described.get("output")) or {}
         if short == "cancel-refund":
@@ -138,11 +155,10 @@ class Reads:
                 if row.outcome in TERMINAL and str(cancellation.status) != row.outcome:
                     row.summary = f"now {cancellation.status}"  # a sweep or an operator changed it
         if short == "subscription-billing":  # found by the subscriptions it charged
-            row.tno = " ".join(c["order"] for c in charges(self.history(e["executionArn"])))
+            row.tno = " ".join(c["order"] for c in ran)
         if short != "cancel-refund" and isinstance(output, dict) and output:
             counts = [f"{k} {v}" for k, v in output.items() if isinstance(v, int) and v]
             row.summary = ", ".join(counts) or "nothing to do"
-            row.outcome = "SUCCEEDED" if e["status"] == "SUCCEEDED" else ""
         row.search = " ".join([row.name, row.arn, row.tno, described.get("input") or ""]).lower()
         if short == "subscription-billing":
             row.tno = ""  # a run has no one payment
