@@ -79,20 +79,12 @@ def test_prorata_refund_counts_the_cancel_day_as_used() -> None:
 @pytest.mark.parametrize(
     ("start", "end", "cancelled_on", "refund"),
     [
-        pytest.param(
-            date(2030, 1, 1), date(2030, 2, 1), date(2030, 1, 1), 30000, id="jan"
-        ),
-        pytest.param(
-            date(2030, 4, 1), date(2030, 5, 1), date(2030, 4, 1), 29000, id="apr"
-        ),
+        pytest.param(date(2030, 1, 1), date(2030, 2, 1), date(2030, 1, 1), 30000, id="jan"),
+        pytest.param(date(2030, 4, 1), date(2030, 5, 1), date(2030, 4, 1), 29000, id="apr"),
         pytest.param(date(2030, 2, 1), date(2030, 3, 1), date(2030, 2, 14), 14000, id="february"),
-        pytest.param(
-            date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 14), 15000, id="leap"
-        ),
+        pytest.param(date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 14), 15000, id="leap"),
         pytest.param(date(2028, 2, 1), date(2028, 3, 1), date(2028, 2, 29), 0, id="on feb 29"),
-        pytest.param(
-            date(2030, 12, 31), date(2031, 1, 31), date(2030, 12, 31), 30000, id="dec"
-        ),
+        pytest.param(date(2030, 12, 31), date(2031, 1, 31), date(2030, 12, 31), 30000, id="dec"),
         pytest.param(date(2030, 11, 1), date(2030, 12, 1), date(2030, 10, 31), 30000, id="before"),
     ],
 )
