@@ -44,6 +44,16 @@ def _detail(event: dict[str, Any]) -> dict[str, Any]:
     return next((v for k, v in event.items() if k.endswith("EventDetails")), {})
 
 
+def explained(codes: list[str]) -> list[dict[str, str]]:
+    """Reason codes with their plain words in both languages (the one reasons catalogue)."""
+    from cancelflow.kernel.reasons import explain
+
+    return [
+        {"code": c, "ko": explain(c, "ko")["message"], "en": explain(c, "en")["message"]}
+        for c in map(str, codes)
+    ]
+
+
 def _cause(detail: dict[str, Any]) -> str:
     cause = detail.get("cause") or ""
     document = _json(cause)
@@ -144,6 +154,8 @@ class Reads:
         if short == "cancel-refund":
             row.shop, row.tno = given.get("shop_id", ""), given.get("tno", "")
             row.outcome = output.get("status", "") if isinstance(output, dict) else ""
+            if isinstance(output, dict) and output.get("reasons"):
+                row.summary = ", ".join(map(str, output["reasons"]))
             cancellation = self.cancellation(row.shop, row.name)
             if cancellation is not None:
                 row.outcome = row.outcome or str(cancellation.status)
@@ -188,6 +200,7 @@ class Reads:
         result = _json(described.get("output"))
         return {
             "outcome": result.get("status", "") if isinstance(result, dict) else "",
+            "reasons": explained(result.get("reasons", []) if isinstance(result, dict) else []),
             "described": described,
             "machine": short,
             "steps": steps,

@@ -17,7 +17,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from local.console.mask import mask, pretty
-from local.console.reads import TERMINAL, Reads, charges, kst
+from local.console.reads import TERMINAL, Reads, charges, explained, kst
 from local.console.words import LANGUAGES, words
 from local.http_server import LocalHTTPServer
 
@@ -225,7 +225,7 @@ class Console:
                 {
                     "c": c,
                     "row": row,
-                    "reasons": _reasons(c.reasons),
+                    "reasons": explained(list(c.reasons)),
                     "calls": self.reads.sandbox_calls(row.tno),
                     "sides": _side_by_side(
                         ours, self.reads.payment_cancellations(row.shop, row.tno), theirs
@@ -310,15 +310,6 @@ def _json_dict(text: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _reasons(codes: tuple[str, ...]) -> list[dict[str, str]]:
-    from cancelflow.kernel.reasons import explain
-
-    return [
-        {"code": code, "ko": explain(code, "ko")["message"], "en": explain(code, "en")["message"]}
-        for code in codes
-    ]
 
 
 def _record(c: Any) -> str:

@@ -148,6 +148,7 @@ def test_a_needs_review_case_shows_its_evidence_and_the_execution_the_path_throu
 
     case.get_by_role("link", name=cancellation_id).click()
     expect(page.locator("#outcome")).to_have_text("NEEDS_REVIEW")
+    expect(page.locator("#reasons")).to_contain_text("INQUIRY_FAILED — The cancel's outcome could")
     for name in ("WaitForKcp", "Reconcile", "Settled?", "Settle", "Notify"):
         expect(_state(page, name)).to_have_class(_has("taken"))
     expect(page.locator('#timeline li[data-state="Reconcile"]')).to_have_count(
