@@ -13,24 +13,37 @@ CHECKOV := .venv-checkov/bin/checkov
 SAM_ENV := SAM_CLI_TELEMETRY=0 PATH=$(CURDIR)/$(BIN):$$PATH
 PYTEST := $(BIN)/python -m pytest
 
-$(BIN)/.installed: requirements-dev.txt layers/cancelflow/requirements.txt
+# The venvs install the locks (every package pinned with its hashes), never the top-level files:
+# `make lock` compiles those into the locks. Each venv is rebuilt when its lock changes.
+PIP_VERSION := 26.3
+LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.12 \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+$(BIN)/.installed: requirements-dev.lock
 	@test -n "$(PY312)" || { echo "Python 3.12 not found (pyenv install 3.12, or put python3.12 on PATH)"; exit 1; }
 	$(PY312) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
-$(SAM): requirements-sam.txt
+$(SAM): requirements-sam.lock
 	$(PY312) -m venv .venv-sam
-	.venv-sam/bin/pip install --quiet --upgrade pip
-	.venv-sam/bin/pip install --quiet -r requirements-sam.txt
+	.venv-sam/bin/pip install --quiet pip==$(PIP_VERSION)
+	.venv-sam/bin/pip install --quiet --require-hashes -r requirements-sam.lock
 	touch $@
 
-$(CHECKOV): requirements-checkov.txt
+$(CHECKOV): requirements-checkov.lock
 	$(PY312) -m venv .venv-checkov
-	.venv-checkov/bin/pip install --quiet --upgrade pip
-	.venv-checkov/bin/pip install --quiet -r requirements-checkov.txt
+	.venv-checkov/bin/pip install --quiet pip==$(PIP_VERSION)
+	.venv-checkov/bin/pip install --quiet --require-hashes -r requirements-checkov.lock
 	touch $@
+
+# The Swagger UI test drives Debian's chromium (Playwright's own browser download fails offline).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium
 
 # The console (local/console) lays out each state machine with Graphviz's dot; its Korean pages
 # need a Korean font (the screenshots the browser tests keep are read by people).
@@ -45,14 +58,23 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: $(BIN)/.installed $(SAM) $(CHECKOV) $(DOT) ## create the venvs (done by the other targets when needed)
+setup: $(BIN)/.installed $(SAM) $(CHECKOV) $(CHROMIUM) $(DOT) ## create the venvs from the locks, install chromium and graphviz (done by the other targets when needed)
+
+.PHONY: lock
+lock: $(BIN)/.installed ## regenerate the locks from the top-level requirements files (UPGRADE=1 takes the newest versions)
+	@# The layer's lock is what sam build installs for Lambda (python3.12, arm64, Amazon Linux 2023).
+	$(LOCK) --python-platform aarch64-manylinux_2_28 layers/cancelflow/requirements.in \
+		-o layers/cancelflow/requirements.txt
+	$(LOCK) --universal requirements-dev.txt -o requirements-dev.lock
+	$(LOCK) --universal requirements-sam.txt -o requirements-sam.lock
+	$(LOCK) --universal requirements-checkov.txt -o requirements-checkov.lock
 
 .PHONY: run
 run: $(BIN)/.installed $(DOT) ## the local stack on 127.0.0.1: API, state machines, KCP sandbox (Ctrl-C stops)
 	$(BIN)/python -m local
 
 .PHONY: test
-test: lint typecheck pytest validate security build ## everything: lint, types, all tests, sam validate, security linters, sam build
+test: lint typecheck api-diff pytest validate security build ## everything: lint, types, API breaking changes, all tests, sam validate, security linters, sam build
 
 .PHONY: lint
 lint: $(BIN)/.installed ## ruff lint and format check
@@ -65,11 +87,11 @@ format: $(BIN)/.installed ## ruff format and fix
 	$(BIN)/ruff check --fix .
 
 .PHONY: typecheck
-typecheck: $(BIN)/.installed ## mypy on the domain layer
+typecheck: $(BIN)/.installed ## mypy strict: the layer, the functions, the local stack, the benches
 	$(BIN)/mypy
 
 .PHONY: pytest
-pytest: $(BIN)/.installed $(DOT) ## unit, gateway and integration tests (the real ASL on the local stack)
+pytest: $(BIN)/.installed $(CHROMIUM) $(DOT) ## unit, gateway and integration tests (the real ASL on the local stack)
 	@# Two runs: unit tests' moto mock_aws resets moto's global state when it ends, which would
 	@# empty the session stack of an integration test that xdist put after one in the same worker.
 	$(PYTEST) -n 2 -q tests/unit
@@ -112,6 +134,14 @@ trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billi
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json from the code (a test fails when it drifts)
 	$(BIN)/python -m local.openapi
+
+.PHONY: api-diff
+api-diff: $(BIN)/.installed ## fail on a change of openapi.json that breaks shops' clients (vs openapi.released.json), unless openapi.breaking.yaml acknowledges it
+	$(BIN)/python -m local.api_diff
+
+.PHONY: api-release
+api-release: $(BIN)/.installed ## after a release: openapi.json becomes openapi.released.json, openapi.breaking.yaml is emptied
+	$(BIN)/python -m local.api_diff --release
 
 .PHONY: bench
 bench: $(BIN)/.installed ## the speed and memory figures the issues ask for

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cancelflow.adapters.dynamodb.subscriptions import subscription_item
 from cancelflow.adapters.dynamodb.table import marshal as _marshal
 from cancelflow.adapters.secrets import SecretsVault
+from cancelflow.subscriptions.model import Status, Subscription
 from cancelflow.subscriptions.pacing import busiest_second
 from cancelflow.subscriptions.schedule import Cycle
-from cancelflow.subscriptions.service import Status, Subscription
 from local.stack import LocalStack
 
 READ_ACTIONS = ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems")

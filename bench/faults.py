@@ -260,7 +260,7 @@ class KcpAim:
         self.inquiries_left: dict[str, int] = {}
         self.quiet_at = 0.0  # monotonic time when no late answer or late apply is pending
         self.enabled = True
-        self._record = ledger.record_call
+        self._record: Callable[[str, dict[str, Any] | None], dict[str, Any]] = ledger.record_call
         self._cancel = ledger._cancel
         ledger.record_call = self.record_call
         ledger.take_fault = self.take_fault
@@ -481,8 +481,8 @@ class Run:
             }
         )
         payment.tno = approved["tno"]
-        fields = ("tno", "order_id", "amount", "method", "product_name", "buyer_email")
-        fields += ("approved_at",)
+        fields: tuple[str, ...] = ("tno", "order_id", "amount", "method", "product_name")
+        fields += ("buyer_email", "approved_at")
         for _ in range(3):
             status, body = self.api.call("POST", "/v1/payments", {k: approved[k] for k in fields})
             if status != 400:

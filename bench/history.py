@@ -116,6 +116,7 @@ print(int(status.split()[0]))
 
 def export_peak(stack: LocalStack, rows: int) -> float:
     """Peak RSS (MiB) of a fresh process that exports `rows` rows to S3."""
+    assert stack.lambdas, "a started stack runs its Lambdas"
     env = (
         os.environ.copy() | stack.env | stack.lambdas.env_of(stack.lambdas.functions["ApiFunction"])
     )
@@ -138,6 +139,7 @@ def main() -> None:
     stack.start()
     try:
         # The API function's environment, so runtime.* builds the same adapters it would.
+        assert stack.lambdas, "a started stack runs its Lambdas"
         api = stack.lambdas.functions["ApiFunction"]
         stack.lambdas.environ.update(stack.lambdas.env_of(api))
         started = time.perf_counter()

@@ -230,7 +230,7 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     token = None
     while True:
-        more = {"nextToken": token} if token else {}
+        more: dict[str, str] = {"nextToken": token} if token else {}
         page = sfn.get_execution_history(executionArn=arn, **more)
         events += page["events"]
         token = page.get("nextToken")

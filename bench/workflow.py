@@ -32,7 +32,8 @@ def call(method: str, url: str, body: dict | None = None, headers: dict | None =
         headers={"Content-Type": "application/json"} | (headers or {}),
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+        answer: dict = json.loads(response.read())
+        return answer
 
 
 def one_cancel(stack: LocalStack) -> tuple[float, str]:

@@ -15,13 +15,13 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from local import swagger
 from local.http_server import LocalHTTPServer
 from local.lambdas import LocalLambdas
-from local.template import ACCOUNT, REGION, ROOT, Template
+from local.template import ACCOUNT, REGION, Template
 
 # API Gateway's own status and message for each response type the local gateway gives.
 DEFAULT_RESPONSES = {
@@ -176,8 +176,8 @@ class LocalApi:
     ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(raw_path)
         path = parts.path
-        if method == "GET" and (path == "/openapi.json" or path.startswith("/swagger")):
-            return _docs(path)
+        if method == "GET" and swagger.serves(path):
+            return swagger.answer(path)
         route, params = next(
             (
                 (r, p)
@@ -270,29 +270,6 @@ class LocalApi:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
-
-
-SWAGGER_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>cancelflow API (local)</title>
-<link rel="stylesheet" href="/swagger/swagger-ui.css"></head>
-<body><div id="ui"></div><script src="/swagger/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
-</body></html>"""
-_TYPES = {".js": "application/javascript", ".css": "text/css", ".png": "image/png"}
-
-
-def _docs(path: str) -> tuple[int, dict[str, str], bytes]:
-    """Swagger UI on the local stack only (in AWS the API has no such route)."""
-    if path == "/openapi.json":
-        return 200, {"Content-Type": "application/json"}, (ROOT / "openapi.json").read_bytes()
-    if path in ("/swagger", "/swagger/"):
-        return 200, {"Content-Type": "text/html; charset=utf-8"}, SWAGGER_PAGE.encode()
-    from swagger_ui_bundle import swagger_ui_path
-
-    asset = Path(swagger_ui_path) / Path(path).name
-    if not asset.is_file():
-        return 404, {"Content-Type": "text/plain"}, b"not found"
-    return 200, {"Content-Type": _TYPES.get(asset.suffix, "text/plain")}, asset.read_bytes()
 
 
 def _stage_bucket(api: dict[str, Any]) -> TokenBucket | None:

@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
@@ -70,14 +70,15 @@ class LogShipper(logging.Handler):
         group = f"/aws/lambda/{function_name}"
         try:
             client = self._logs()
+            makers: list[tuple[str, Callable[[], object]]] = [
+                (group, lambda: client.create_log_group(logGroupName=group)),
+                (
+                    f"{group}:{stream}",
+                    lambda: client.create_log_stream(logGroupName=group, logStreamName=stream),
+                ),
+            ]
             with self._lock:
-                for name, make in (
-                    (group, lambda: client.create_log_group(logGroupName=group)),
-                    (
-                        f"{group}:{stream}",
-                        lambda: client.create_log_stream(logGroupName=group, logStreamName=stream),
-                    ),
-                ):
+                for name, make in makers:
                     if name not in self._made:
                         try:
                             make()

@@ -1,4 +1,5 @@
-"""SES mail on the local stack: every SendEmail that succeeded, mirrored into a readable file."""
+"""SES mail on the local stack: every SendEmail that succeeded, mirrored into a readable file
+(the text part, headers first) and, beside it, its HTML part as the recipient's client shows it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class MailDrop:
         to = ", ".join(params["Destination"].get("ToAddresses", []))
         subject = simple["Subject"]["Data"]
         body = simple["Body"].get("Text", {}).get("Data", "")
+        html = simple["Body"].get("Html", {}).get("Data", "")
         with self._lock:
             self._count += 1
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -41,6 +43,8 @@ class MailDrop:
             f"Date: {datetime.now(UTC).isoformat()}\n\n{body}",
             encoding="utf-8",
         )
+        if html:  # the part a mail client shows, beside the text: open it in a browser
+            path.with_suffix(".html").write_text(html, encoding="utf-8")
 
     def hooks(self) -> list[tuple[str, Any]]:
         return [

@@ -60,7 +60,10 @@ import json
 import socket
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # moto is imported only when the fixes are installed
+    from moto.stepfunctions.parser.api import HistoryEvent
 
 _LOCK = threading.RLock()
 _LOCKED = ("put_item", "get_item", "update_item", "delete_item", "query", "scan")
@@ -111,14 +114,19 @@ def _partition_queries() -> None:
     def candidates(self: Any) -> Any:
         if getattr(_querying, "table", None) is not self:
             return all_items(self)
-        _querying.table = None  # once per query: the rest of moto sees the real thing
-        if _querying.index:  # query() filters these by the index's keys, then sorts them
-            return [i for part in self.items.values() for i in _partition(self, part)]
-        part = self.items.get(_querying.hash_key)
-        return _partition(self, part) if part is not None else []
+        return _queried(self)
 
     Table.query = partition_query  # type: ignore[method-assign]
     Table.all_items = candidates  # type: ignore[method-assign]
+
+
+def _queried(table: Any) -> list[Any]:
+    """The items a query of the table reads: its partition's, or every item for an index."""
+    _querying.table = None  # once per query: the rest of moto sees the real thing
+    if _querying.index:  # query() filters these by the index's keys, then sorts them
+        return [i for part in table.items.values() for i in _partition(table, part)]
+    part = table.items.get(_querying.hash_key)
+    return _partition(table, part) if part is not None else []
 
 
 def _partition(table: Any, part: Any) -> list[Any]:
@@ -494,7 +502,7 @@ def _redrive() -> None:
     def describe_execution(self: Any) -> Any:
         answer = describe(self)
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
-        answer.result.update(_redrive_fields(execution))  # a dict: the answer being built
+        _result(answer).update(_redrive_fields(execution))
         return answer
 
     listing = StepFunctionResponse.list_executions
@@ -505,7 +513,7 @@ def _redrive() -> None:
         redriven = {"REDRIVEN": True, "NOT_REDRIVEN": False}.get(self._get_param("redriveFilter"))
         backend = self.stepfunction_backend
         items = []
-        for item in answer.result["executions"]:
+        for item in _result(answer)["executions"]:
             execution = backend.describe_execution(item["executionArn"])
             count = getattr(execution, "cancelflow_redrive_count", 0)
             if redriven is None or redriven == (count > 0):
@@ -513,7 +521,7 @@ def _redrive() -> None:
                 if count:
                     item["redriveDate"] = execution.cancelflow_redrive_date
                 items.append(item)
-        answer.result["executions"] = items
+        _result(answer)["executions"] = items
         return answer
 
     StepFunctionResponse.list_executions = list_executions  # type: ignore[method-assign]
@@ -521,6 +529,11 @@ def _redrive() -> None:
     StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
     StepFunctionsParserBackend.redrive_execution = _redrive_execution  # type: ignore[attr-defined]
     _inline_map_iterations_kept()
+
+
+def _result(answer: Any) -> dict[str, Any]:
+    """The answer being built: a dict (moto types ActionResult.result as object)."""
+    return cast(dict[str, Any], answer.result)
 
 
 @functools.cache
@@ -586,7 +599,7 @@ def _redrive_execution(self: Any, execution_arn: str, client_token: str | None =
     return execution
 
 
-def _resume_point(events: list[dict[str, Any]], execution: Any) -> tuple[str, Any]:
+def _resume_point(events: list[HistoryEvent], execution: Any) -> tuple[str, Any]:
     """The top-level state that was entered and never exited, and the input it was given."""
     depth, entered, exited = 0, None, True
     for event in events:
@@ -594,6 +607,7 @@ def _resume_point(events: list[dict[str, Any]], execution: Any) -> tuple[str, An
         nesting = kind.startswith(_NESTING)
         if kind.endswith("StateEntered") and depth == 0:
             details = event["stateEnteredEventDetails"]
+            assert details is not None  # every StateEntered event has its details
             entered, exited = (details["name"], details.get("input")), False
         elif kind.endswith("StateExited") and depth == (1 if nesting else 0):
             exited = True
@@ -613,6 +627,7 @@ def _resume_point(events: list[dict[str, Any]], execution: Any) -> tuple[str, An
 def _redrive_worker_class() -> Any:
     from moto.stepfunctions.parser.api import HistoryEventType
     from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.component.program.program import Program
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
     from moto.stepfunctions.parser.asl.eval.event.event_manager import (
         EventHistoryContext,
@@ -628,7 +643,7 @@ def _redrive_worker_class() -> Any:
         def of(
             cls,
             execution: Any,
-            events: list[dict[str, Any]],
+            events: list[HistoryEvent],
             state_name: str,
             state_input: Any,
             count: int,
@@ -649,12 +664,16 @@ def _redrive_worker_class() -> Any:
             env.event_manager = EventManager(logging_session)
             env.event_manager._history_event_list.extend(events)
             env.event_manager._event_id_gen._next_id = (events[-1]["id"] if events else 0) + 1
-            env.event_history_context = EventHistoryContext(
+            # moto marks it Final for its own flow; a redrive continues the ended attempt's.
+            env.event_history_context = EventHistoryContext(  # type: ignore[misc]
                 previous_event_id=events[-1]["id"] if events else 0
             )
             # Map runs of every attempt stay listed (list-map-runs), as in AWS.
             env.map_run_record_pool_manager = previous.env.map_run_record_pool_manager
-            context = env.states.context_object.context_object_data["Execution"]
+            # AWS's context object has these; moto's ExecutionData type does not know them.
+            context = cast(
+                dict[str, Any], env.states.context_object.context_object_data["Execution"]
+            )
             context["RedriveCount"] = count
             context["RedriveTime"] = at.isoformat()
             env.event_manager.add_event(
@@ -672,17 +691,19 @@ def _redrive_worker_class() -> Any:
             return worker
 
         def _execution_logic(self) -> None:
-            program = self._get_evaluation_entrypoint()
+            # The parser's entry point is the whole definition, a Program.
+            program = cast(Program, self._get_evaluation_entrypoint())
             timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            env = self.env
+            if env is None:
+                raise RuntimeError("a redrive worker is made with its environment (of)")
             # Program.eval without its `next state = StartAt`.
-            inner = threading.Thread(
-                target=EvalComponent.eval, args=(program, self.env), daemon=True
-            )
+            inner = threading.Thread(target=EvalComponent.eval, args=(program, env), daemon=True)
             TMP_THREADS.append(inner)
             inner.start()
             inner.join(timeout=timeout)
             if inner.is_alive():
-                self.env.set_timed_out()
+                env.set_timed_out()
             with _redrive_lock:  # the state it resumed at was not an inline Map: forget it
                 _RESUMED.pop(self._evaluation_details.execution_details.arn, None)
             self._execution_communication.terminated()
@@ -741,7 +762,7 @@ def _inline_map_iterations_kept() -> None:
                 record = _ITERATIONS[key] = {"items": items, "outputs": dict(reused)}
             _map_entry.pool = (record["outputs"], reused)
             try:
-                return body(self, env)
+                body(self, env)
             finally:
                 _map_entry.pool = None
 
@@ -771,4 +792,4 @@ def _inline_map_iterations_kept() -> None:
     JobPool.__init__ = pool_init  # type: ignore[method-assign]
     JobPool.close_job = close_job  # type: ignore[method-assign]
     for kind in (InlineItemProcessor, InlineIterator):
-        kind._eval_body = entered(kind._eval_body)
+        kind._eval_body = entered(kind._eval_body)  # type: ignore[method-assign]

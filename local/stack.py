@@ -47,7 +47,8 @@ class DemoShop:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 class LocalStack:
@@ -159,8 +160,9 @@ class LocalStack:
 
         assert self.template
         store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))
-        self.console = Console(self.env, self.client, store)
-        return self.console.start(port=self.ports["console"])
+        console = Console(self.env, self.client, store)
+        self.console = console
+        return console.start(port=self.ports["console"])
 
     def _start_moto(self, port: int) -> None:
         from moto.core.config import default_user_config
@@ -263,7 +265,7 @@ class LocalStack:
         sfn = self.client("stepfunctions")
         deadline = time.monotonic() + timeout
         while True:
-            answer = sfn.describe_execution(executionArn=execution_arn)
+            answer: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             if answer["status"] != "RUNNING" or time.monotonic() > deadline:
                 return answer
             time.sleep(0.05)

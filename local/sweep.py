@@ -29,7 +29,8 @@ def run_sweep(sfn: Any, timeout: float = 300) -> dict[str, Any]:
         time.sleep(0.1)
     if status["status"] != "SUCCEEDED":
         raise RuntimeError(f"sweep {status['status']}: {why(status)}")
-    return json.loads(status["output"]) | {"execution_arn": started["executionArn"]}
+    summary: dict[str, Any] = json.loads(status["output"])
+    return summary | {"execution_arn": started["executionArn"]}
 
 
 def main() -> None:

@@ -29,8 +29,10 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
         value: Any = loader.construct_scalar(node)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
+    elif isinstance(node, yaml.MappingNode):
         value = loader.construct_mapping(node, deep=True)
+    else:  # YAML has no other kind of node
+        raise TypeError(f"a YAML node of no known kind: {node!r}")
     if suffix == "Ref":
         return {"Ref": value}
     if suffix == "GetAtt" and isinstance(value, str):
@@ -275,7 +277,8 @@ class Template:
         return routes
 
     def api(self, logical_id: str) -> dict[str, Any]:
-        return self.resolve(self.resources[logical_id]["Properties"])
+        properties: dict[str, Any] = self.resolve(self.resources[logical_id]["Properties"])
+        return properties
 
     def usage_plans(self, api_id: str) -> list[tuple[float, int]]:
         """(rate, burst) of each usage plan on the API's stage, as the template sets them."""

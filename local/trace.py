@@ -78,7 +78,8 @@ class Trace:
 
     def _machine(self, suffix: str) -> str:
         machines = self.sfn.list_state_machines()["stateMachines"]
-        return next(m["stateMachineArn"] for m in machines if m["name"].endswith(suffix))
+        arn: str = next(m["stateMachineArn"] for m in machines if m["name"].endswith(suffix))
+        return arn
 
     def _executions(self, machine_arn: str) -> Iterator[dict[str, Any]]:
         paginator = self.sfn.get_paginator("list_executions")

@@ -5,8 +5,10 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.http.api import (
@@ -54,7 +56,8 @@ BuyerParam = Annotated[
 
 def shop_id() -> str:
     # Set by the authorizer; API Gateway never lets a request through without it.
-    return app.current_event.request_context.authorizer.get_context()["shop_id"]
+    shop: str = app.current_event.request_context.authorizer.get_context()["shop_id"]
+    return shop
 
 
 def language(accept: str | None) -> str:
@@ -224,6 +227,6 @@ def patch_policy():
     return _json(200, policy_to_doc(policy))
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-def handler(event: dict, context: object) -> dict:
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
+def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

@@ -1,16 +1,28 @@
 """API Gateway TOKEN authorizer: `Authorization: Bearer <key>` -> the shop id, or 401."""
 
+from typing import NotRequired, TypedDict
+
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.adapters.dynamodb.table import key_hash
 from cancelflow.shops.service import usage_key
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
-def handler(event: dict, context: object) -> dict:
+class TokenAuthorizerEvent(TypedDict):
+    """What API Gateway passes a TOKEN authorizer."""
+
+    type: str
+    authorizationToken: NotRequired[str | None]
+    methodArn: str
+
+
+@logs.inject_lambda_context(logger)
+def handler(event: TokenAuthorizerEvent, context: LambdaContext) -> dict:
     scheme, _, key = (event.get("authorizationToken") or "").partition(" ")
     shop_id = runtime.store().shop_for_key(key_hash(key)) if scheme == "Bearer" and key else None
     if shop_id is None:

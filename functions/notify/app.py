@@ -1,15 +1,27 @@
 """Workflow step: email the outcome to the customer and the shop."""
 
+from typing import TypedDict
+
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 
 
-@logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+class NotifyEvent(TypedDict):
+    """What the state machine's Notify state passes (statemachine/cancel_refund.asl.json)."""
+
+    shop_id: str
+    cancellation_id: str
+    execution_id: str
+
+
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
+def handler(event: NotifyEvent, context: LambdaContext) -> dict:
     store = runtime.store()
     shop = runtime.shop(event["shop_id"])
     cancellation = store.get_cancellation(shop.shop_id, event["cancellation_id"])

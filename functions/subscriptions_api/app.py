@@ -6,18 +6,20 @@ from typing import Annotated
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.http.api import (
     install_problem_handlers,
     json_text,
     refuse_non_json,
     with_request_id,
 )
-from cancelflow.http.subscription_requests import CancelSubscriptionIn, SubscriptionIn
+from cancelflow.http.subscription_requests import BatchKeyIn, CancelSubscriptionIn, SubscriptionIn
 from cancelflow.http.subscription_views import charge_view, subscription_view
 from cancelflow.subscriptions import service as subscriptions
-from cancelflow.subscriptions.service import Status
+from cancelflow.subscriptions.model import Status
 
 logger = Logger()
 app = APIGatewayRestResolver(enable_validation=True)
@@ -30,7 +32,8 @@ IdempotencyKey = Annotated[
 
 def shop_id() -> str:
     # Set by the authorizer; API Gateway never lets a request through without it.
-    return app.current_event.request_context.authorizer.get_context()["shop_id"]
+    shop: str = app.current_event.request_context.authorizer.get_context()["shop_id"]
+    return shop
 
 
 def _json(status: int, body: dict, headers: dict | None = None) -> Response:
@@ -90,6 +93,19 @@ def resume(subscription_id: str):
     return _json(200, subscription_view(sub))
 
 
+@app.put("/v1/subscriptions/<subscription_id>/batch-key")
+def replace_card(subscription_id: str, body: BatchKeyIn):
+    sub = subscriptions.replace_card(
+        runtime.billing_store(),
+        runtime.batch_keys(),
+        runtime.clock,
+        shop_id(),
+        subscription_id,
+        body.batch_key,
+    )
+    return _json(200, subscription_view(sub))
+
+
 @app.post("/v1/subscriptions/<subscription_id>/cancel")
 def cancel(subscription_id: str, body: CancelSubscriptionIn):
     refund = subscriptions.refund_through_cancel_workflow(
@@ -107,6 +123,6 @@ def charges(subscription_id: str):
     return _json(200, {"items": [charge_view(c) for c in found]})
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-def handler(event: dict, context: object) -> dict:
+@logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")
+def handler(event: dict, context: LambdaContext) -> dict:
     return with_request_id(event, refuse_non_json(event) or app.resolve(event, context))

@@ -1,29 +1,40 @@
-"""Scheduled: keep records true to KCP's balance (cancelflow.sweep), within a time budget."""
+"""Scheduled: keep records true to KCP's balance (cancellations.sweep), within a time budget."""
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
+from cancelflow.adapters import logs
 from cancelflow.cancellations import sweep
 from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")
+
+
+class SweepEvent(TypedDict):
+    """What statemachine/sweep.asl.json passes: where the last call stopped."""
+
+    position: NotRequired[int]
+    execution_id: NotRequired[str]
+
+
 SPARE_MS = 60_000  # stop with this much of the Lambda's time left; the next call goes on
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(correlation_id_path="execution_id")
-def handler(event: dict, context: object) -> dict:
+@logs.inject_lambda_context(logger, correlation_id_path="execution_id")
+def handler(event: SweepEvent, context: LambdaContext) -> dict:
     store = runtime.store()
     since = runtime.clock.now() - timedelta(days=int(runtime.setting("SWEEP_FAILED_DAYS", "30")))
     todo = store.to_sweep(since)
     position, found = int(event.get("position", 0)), Counter[str]()
-    while position < len(todo) and context.get_remaining_time_in_millis() > SPARE_MS:  # type: ignore[attr-defined]
+    while position < len(todo) and context.get_remaining_time_in_millis() > SPARE_MS:
         shop_id, tno = todo[position]
         try:
             found[_sweep_one(store, shop_id, tno, since)] += 1
@@ -49,7 +60,7 @@ def _sweep_one(store: Any, shop_id: str, tno: str, since: datetime) -> str:
     if swept.announce and swept.corrected is not None:
         payment = store.get_payment(shop_id, tno)
         language = store.get_policy(shop_id).email_language
-        for email in outcome_emails(shop, payment, swept.corrected, language):  # type: ignore[arg-type]
+        for email in outcome_emails(shop, payment, swept.corrected, language):
             runtime.mailer().send(email)
     return swept.finding.value
 

@@ -203,7 +203,7 @@ def test_a_declined_card_walks_the_dunning_schedule_to_suspended_with_emails(
     declines = [m for m in mails if "거절" in subject(m)]
     suspended = [m for m in mails if "중지" in subject(m)]
     assert [recipient(m) for m in declines] == [sub["customer_email"]] * 3
-    assert "2033-01-11" in declines[0] and "2033-01-17" in declines[2]
+    assert "2033년 1월 11일" in declines[0] and "2033년 1월 17일" in declines[2]
     assert sorted(recipient(m) for m in suspended) == sorted(
         [sub["customer_email"], "shop@demo-shop.example"]
     )
@@ -473,3 +473,43 @@ def link_tno(stack: LocalStack, sid: str, period: str, tno: str) -> subprocess.C
         check=False,
         env=dict(os.environ) | {"PYTHONPATH": f"{ROOT / 'layers' / 'cancelflow'}:{ROOT}"},
     )
+
+
+def test_a_suspended_plan_with_a_new_card_charges_the_new_card_once_resumed(
+    stack: LocalStack, shop: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    old_key = batch_key(url, decline="INSUFFICIENT_BALANCE")
+    sid = subscribe(shop, old_key, "2034-03-10").body["subscription_id"]
+    for day in ("2034-03-10", "2034-03-11", "2034-03-13", "2034-03-17"):
+        bill(stack, day)
+    assert call(shop, "GET", f"/v1/subscriptions/{sid}").body["status"] == "SUSPENDED"
+
+    new_key = batch_key(url)
+    replaced = call(shop, "PUT", f"/v1/subscriptions/{sid}/batch-key", {"batch_key": new_key})
+    assert replaced.status == 200, replaced.body
+    assert replaced.body["status"] == "SUSPENDED"  # a new card does not resume by itself
+    assert replaced.body["batch_key"] == f"****{new_key[-4:]}"
+    assert old_key not in str(replaced.body) and new_key not in str(replaced.body)
+
+    resumed = call(shop, "POST", f"/v1/subscriptions/{sid}/resume").body
+    assert bill(stack, resumed["next_attempt_date"])["charged"] == 1
+    charges = call(shop, "GET", f"/v1/subscriptions/{sid}/charges").body["items"]
+    assert [c["status"] for c in charges][-1] == "SUCCEEDED"
+    assert len(charges_at_kcp(url, sid)) == 1  # the old card declines: the new one was charged
+
+
+def test_a_card_cannot_be_replaced_on_a_cancelled_plan_or_another_shops(
+    stack: LocalStack, shop: ShopClient, shop_b: ShopClient
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    sid = subscribe(shop, batch_key(url), "2034-05-01").body["subscription_id"]
+    body = {"batch_key": batch_key(url)}
+    elsewhere = call(shop_b, "PUT", f"/v1/subscriptions/{sid}/batch-key", body)
+    assert (elsewhere.status, elsewhere.code) == (404, "SUBSCRIPTION_NOT_FOUND")
+    bad = call(shop, "PUT", f"/v1/subscriptions/{sid}/batch-key", {"batch_key": "x"})
+    assert (bad.status, bad.code) == (400, "VALIDATION_FAILED")
+    call(shop, "POST", f"/v1/subscriptions/{sid}/cancel", {"when": "PERIOD_END"})
+    cancelled = call(shop, "PUT", f"/v1/subscriptions/{sid}/batch-key", body)
+    assert (cancelled.status, cancelled.code) == (409, "SUBSCRIPTION_STATE_CONFLICT")
+    assert "card" in cancelled.body["detail"]

@@ -98,7 +98,11 @@ def test_a_merge_patch_changes_only_what_it_names_and_the_next_cancel_follows_it
     assert outcome["decision"]["policy_version"] == answer.body["version"]
     assert sandbox.state(payment["tno"])["balance"] == 3000
     mails = mails_about(stack, outcome)
-    assert mails and all("Your payment was cancelled" in m for m in mails)
+    customer, to_shop = sorted(mails, key=lambda m: "Cancellation outcome" in m)
+    assert "Your payment was cancelled" in customer
+    assert "Cancellation outcome: Cancelled" in to_shop  # in the shop's language too
+    # The email says what the return fee took from the refund.
+    assert all("Return shipping fee: KRW -3,000" in m and "KRW 17,000" in m for m in mails)
 
 
 def test_null_in_a_merge_patch_resets_a_field_to_the_laws_default(

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cancelflow.subscriptions.model import order_id_for
 from cancelflow.subscriptions.schedule import (
     Cycle,
     dunning_date,
@@ -18,7 +19,6 @@ from cancelflow.subscriptions.schedule import (
     period_id,
     prorata_refund,
 )
-from cancelflow.subscriptions.service import order_id_for
 
 days = st.dates(min_value=date(2020, 1, 1), max_value=date(2100, 12, 31))
 

@@ -14,8 +14,8 @@ from moto import mock_aws
 
 from cancelflow.adapters.dynamodb.subscriptions import DynamoBilling
 from cancelflow.kernel.errors import Conflict
+from cancelflow.subscriptions.model import Charge, ChargeStatus, Status, Subscription
 from cancelflow.subscriptions.schedule import Cycle
-from cancelflow.subscriptions.service import Charge, ChargeStatus, Status, Subscription
 from local import moto_fixes
 from local.template import REGION, Template
 

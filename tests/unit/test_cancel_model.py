@@ -18,8 +18,6 @@ examples run on DynamoStore itself.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -44,6 +42,7 @@ from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import HOLDING, SENT, TERMINAL, Cancellation, CancellationStatus
 from cancelflow.cancellations.ports import PaymentBusy
 from cancelflow.cancellations.service import CancelRequest
+from cancelflow.cancellations.sweep import sweep_payment
 from cancelflow.kernel.errors import Problem
 from cancelflow.payments.model import Payment, PaymentStatus
 from local import moto_fixes
@@ -59,20 +58,6 @@ MAX_TRIES = 3  # the template's reconcile tries, small: NEEDS_REVIEW is reached 
 # What the state machine's Busy state passes to Settle when the send lock stays taken.
 BUSY = {"next": "SETTLE", "verdict": {"status": "FAILED", "reasons": ["PAYMENT_BUSY"]}}
 
-
-def _load_sweep() -> Callable[..., Any] | None:
-    """cancelflow.sweep once it is on this branch (the lead is adding it); None until then.
-
-    The one place to adapt: the rule `sweep` below calls what this returns.
-    """
-    try:
-        module = importlib.import_module("cancelflow.cancellations.sweep")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "sweep_payment", None)
-
-
-SWEEP = _load_sweep()
 
 amounts = st.sampled_from([1000, 3000, 10000, 30000])
 asks = st.none() | st.sampled_from([500, 1000, 2000, 5000, 10000, 30000])
@@ -199,13 +184,11 @@ class CancelWorkflow(RuleBasedStateMachine):
         assert CancellationStatus(outcome["status"]) in TERMINAL, (outcome, route)
         self.routes[cid] = {"next": "DONE", "outcome": outcome}
 
-    @precondition(lambda self: SWEEP is not None)
     @rule()
     def sweep(self) -> None:
-        assert SWEEP is not None
         since = self.clock.now() - timedelta(days=30)
         for shop_id, tno in self.store.to_sweep(since):
-            SWEEP(self.store, self.kcp, self.clock, shop_id, tno, since)
+            sweep_payment(self.store, self.kcp, self.clock, shop_id, tno, since)
 
     # --- what must hold after every step -------------------------------------------------
 

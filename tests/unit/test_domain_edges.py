@@ -88,7 +88,7 @@ def test_a_korean_shop_emails_the_customer_and_itself_in_korean_with_the_amount_
     assert (customer.to, owner.to) == ("lee@example.com", "owner@mug.example")
     assert customer.subject == "[머그상점] 결제 취소가 완료되었습니다"
     assert "12,300원" in customer.body
-    assert "처리 시각: 2026-11-23T18:00:00+09:00" in customer.body  # shown in KST
+    assert "처리 시각: 2026년 11월 23일 18:00 (한국 시간)" in customer.body  # Korea's clock
     assert "tno: 20261123000001" in owner.body and "tno" not in customer.body
 
 

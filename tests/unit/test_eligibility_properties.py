@@ -9,12 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cancelflow.cancellations.eligibility import (
-    SHOP_FAULT,
-    CancelAsk,
-    CancelReason,
-    decide,
-)
+from cancelflow.cancellations.eligibility import SHOP_FAULT, CancelAsk, CancelReason, decide
 from cancelflow.kcp.port import PayMethod
 from cancelflow.kernel.clock import KST
 from cancelflow.kernel.reasons import BREAKDOWN, REASONS

@@ -22,14 +22,8 @@ from cancelflow.cancellations.model import (
     CancellationStatus,
     effect_of,
 )
-from cancelflow.cancellations.ports import (
-    CancellationQuery,
-    InsufficientBalance,
-    PaymentBusy,
-)
-from cancelflow.cancellations.ports import (
-    CancellationStore as Store,
-)
+from cancelflow.cancellations.ports import CancellationQuery, InsufficientBalance, PaymentBusy
+from cancelflow.cancellations.ports import CancellationStore as Store
 from cancelflow.kcp.port import RefundAccount
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Fulfillment, PaymentStatus

@@ -36,7 +36,7 @@ from cancelflow.kcp.port import (
     PayMethod,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)  # printed by the running handler's Logger: adapters/logs.py
 
 KST = timezone(timedelta(hours=9), "KST")  # Korea has no DST: a fixed offset is exact
 SUCCESS_CODE = "0000"

@@ -13,13 +13,13 @@ class SesMailer:
         self._sender = sender
 
     def send(self, email: Email) -> None:
+        body = {"Text": {"Data": email.body, "Charset": "UTF-8"}}
+        if email.html:  # both parts: SES sends them as multipart/alternative
+            body["Html"] = {"Data": email.html, "Charset": "UTF-8"}
         self._ses.send_email(
             FromEmailAddress=self._sender,
             Destination={"ToAddresses": [email.to]},
             Content={
-                "Simple": {
-                    "Subject": {"Data": email.subject, "Charset": "UTF-8"},
-                    "Body": {"Text": {"Data": email.body, "Charset": "UTF-8"}},
-                }
+                "Simple": {"Subject": {"Data": email.subject, "Charset": "UTF-8"}, "Body": body}
             },
         )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from cancelflow.cancellations.model import Cancellation, CancellationStatus
-from cancelflow.kernel.clock import to_kst_text
-from cancelflow.kernel.email import Email, won
-from cancelflow.kernel.reasons import explain
+from cancelflow.kernel.email import Email, Letter, language, moment_text, won
+from cancelflow.kernel.reasons import BREAKDOWN, explain
 from cancelflow.payments.model import Payment
 from cancelflow.shops.model import Shop
 
@@ -35,8 +34,10 @@ _LABELS = {
         "when": "처리 시각",
         "id": "취소 번호",
         "balance": "남은 결제 금액",
+        "requested": "요청 사유",
         "footer": "문의는 {shop}({email})로 연락해 주세요.",
         "shop_intro": "고객 결제의 취소 처리 결과입니다.",
+        "shop_subject": "[{shop}] 고객 결제 취소 결과: {status} (주문 {order})",
         "corrected": "앞서 안내드린 결과를 정정합니다. KCP 확인 결과 취소가 완료되었습니다.",
         "corrected_unsent": "앞서 확인 중으로 안내드린 취소 요청은 KCP에 전달되지 않았습니다. "
         "결제는 취소되지 않았으며, 다시 요청하셔도 안전합니다.",
@@ -51,11 +52,29 @@ _LABELS = {
         "when": "Time",
         "id": "Cancellation",
         "balance": "Remaining paid amount",
+        "requested": "Reason given",
         "footer": "Questions? Contact {shop} ({email}).",
         "shop_intro": "The outcome of a cancellation of a customer's payment.",
+        "shop_subject": "[{shop}] Cancellation outcome: {status} (order {order})",
         "corrected": "This corrects our earlier message: KCP confirms the cancel was made.",
         "corrected_unsent": "The cancel we were checking never reached KCP: nothing was "
         "refunded, and it is safe to request it again.",
+    },
+}
+
+# The outcome in words: a customer never reads an enum.
+_STATUS = {
+    "ko": {
+        CancellationStatus.SUCCEEDED: "취소 완료",
+        CancellationStatus.REJECTED: "취소 거절",
+        CancellationStatus.FAILED: "처리하지 못함",
+        CancellationStatus.NEEDS_REVIEW: "확인 중",
+    },
+    "en": {
+        CancellationStatus.SUCCEEDED: "Cancelled",
+        CancellationStatus.REJECTED: "Declined",
+        CancellationStatus.FAILED: "Not completed",
+        CancellationStatus.NEEDS_REVIEW: "Being checked",
     },
 }
 
@@ -64,38 +83,39 @@ def outcome_emails(
     shop: Shop, payment: Payment, cancellation: Cancellation, lang: str = "ko"
 ) -> list[Email]:
     """The customer's and the shop's email for a settled cancellation, in the shop's language."""
-    lang = lang if lang in _SUBJECTS else "ko"
+    lang = language(lang)
     labels = _LABELS[lang]
-    subject = _SUBJECTS[lang][cancellation.status].format(shop=shop.name)
-    refunded = (
-        (cancellation.amount or 0) if cancellation.status is CancellationStatus.SUCCEEDED else 0
-    )
-    lines = []
+    status = cancellation.status
+    succeeded = status is CancellationStatus.SUCCEEDED
+    subject = _SUBJECTS[lang][status].format(shop=shop.name)
+    lead: tuple[str, ...] = ()
     if cancellation.corrected_from:
-        succeeded = cancellation.status is CancellationStatus.SUCCEEDED
-        lines = [labels["corrected" if succeeded else "corrected_unsent"], ""]
-    lines += [
-        f"{labels['product']}: {payment.product_name}",
-        f"{labels['order']}: {payment.order_id}",
-        f"{labels['amount']}: {won(refunded, lang)}",
-    ]
-    lines += [
-        f"{labels['item']}: {line.name} × {line.quantity} ({won(line.amount, lang)})"
-        for line in cancellation.breakdown
-        if line.item is not None
-    ]
-    lines += [f"{labels['status']}: {cancellation.status.value}"]
-    lines += [
-        f"{labels['reason']}: {explain(code, lang)['message']}" for code in cancellation.reasons
-    ]
-    lines += [
-        f"{labels['when']}: {to_kst_text(cancellation.updated_at)}",
-        f"{labels['id']}: {cancellation.cancellation_id}",
+        lead = (labels["corrected" if succeeded else "corrected_unsent"],)
+    facts = [(labels["product"], payment.product_name), (labels["order"], payment.order_id)]
+    if succeeded:  # how the refund was reached: what was asked, a fee deducted, the items
+        for line in cancellation.breakdown:
+            if line.item is not None:
+                item = f"{line.name} × {line.quantity} ({won(line.amount, lang)})"
+                facts.append((labels["item"], item))
+            elif len(cancellation.breakdown) > 1:
+                label = BREAKDOWN.get(line.code, {}).get(lang, line.code)
+                facts.append((label, won(line.amount, lang)))
+    refunded = (cancellation.amount or 0) if succeeded else 0
+    facts += [(labels["amount"], won(refunded, lang)), (labels["status"], _STATUS[lang][status])]
+    facts += [(labels["reason"], explain(code, lang)["message"]) for code in cancellation.reasons]
+    if cancellation.reason:
+        facts.append((labels["requested"], cancellation.reason))
+    facts += [
+        (labels["when"], moment_text(cancellation.updated_at, lang)),
+        (labels["id"], cancellation.cancellation_id),
     ]
     footer = labels["footer"].format(shop=shop.name, email=shop.email)
-    customer = Email(payment.buyer_email, subject, "\n".join([*lines, "", footer]) + "\n")
-    shop_lines = [labels["shop_intro"], "", f"tno: {payment.tno}", *lines]
+    customer = Letter(subject, lead, tuple(facts), footer=footer).to(payment.buyer_email, subject)
+    shop_facts = [("tno", payment.tno), *facts]
     if cancellation.res_cd:
-        shop_lines.append(f"KCP: {cancellation.res_cd} {cancellation.res_msg}")
-    shop_copy = Email(shop.email, subject, "\n".join(shop_lines) + "\n")
-    return [customer, shop_copy]
+        shop_facts.append(("KCP", f"{cancellation.res_cd} {cancellation.res_msg}"))
+    shop_subject = labels["shop_subject"].format(
+        shop=shop.name, status=_STATUS[lang][status], order=payment.order_id
+    )
+    to_shop = Letter(labels["shop_intro"], lead, tuple(shop_facts)).to(shop.email, shop_subject)
+    return [customer, to_shop]

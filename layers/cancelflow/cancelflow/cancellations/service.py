@@ -1,8 +1,8 @@
 """The cancel use cases: accept a request (API), then the workflow's steps.
 
-Each workflow step returns a small dict that the state machine routes on (`next`):
-SEND, RECONCILE, WAIT or SETTLE (with a `verdict`). Every step is safe to run twice: it
-reads the stored status first and routes on it, and every write is conditional on it.
+Each workflow step returns a typed Step (cancellations/steps.py) that says where the state
+machine goes next: SEND, RECONCILE, WAIT or SETTLE (with a `verdict`). Every step is safe to run
+twice: it reads the stored status first and routes on it, and every write is conditional on it.
 
 Why no refund is made twice and none is reported as not made:
 
@@ -15,7 +15,7 @@ Why no refund is made twice and none is reported as not made:
   amount, or an operator. An unchanged balance is *not* one: KCP may apply a cancel long after
   it was sent (a late answer). Such a cancel ends its execution NEEDS_REVIEW, still open: the
   amount held and the lock kept, shown to the shop as pending, re-inquired by the sweep
-  (cancelflow.sweep) for as long as it stays open, and closed by it, by KCP's notification or
+  (cancellations.sweep) for as long as it stays open, and closed by it, by KCP's notification or
   by an operator. A customer is told "we are checking", never "not refunded".
 """
 
@@ -26,7 +26,7 @@ import json
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from cancelflow.cancellations import eligibility
 from cancelflow.cancellations.eligibility import CancelAsk
@@ -43,6 +43,7 @@ from cancelflow.cancellations.ports import (
     CancellationStore,
     InsufficientBalance,
 )
+from cancelflow.cancellations.steps import Next, Step, Verdict
 from cancelflow.kcp.port import (
     CancelAnswer,
     CancelOrder,
@@ -253,32 +254,28 @@ def _load(store: CancellationStore, shop_id: str, cancellation_id: str) -> Cance
     return cancellation
 
 
-def settle_with(status: CancellationStatus, *reasons: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "next": "SETTLE",
-        "verdict": {"status": status.value, "reasons": list(reasons)} | fields,
-    }
+def settle_with(status: CancellationStatus, *reasons: str, **fields: Any) -> Step:
+    verdict = cast(Verdict, {"status": status.value, "reasons": list(reasons)} | fields)
+    return {"next": Next.SETTLE, "verdict": verdict}
 
 
-def _route_existing(cancellation: Cancellation) -> dict[str, Any] | None:
+def _route_existing(cancellation: Cancellation) -> Step | None:
     """Where a re-run step goes when an earlier run already moved the cancellation on."""
     status = cancellation.status
     if status in TERMINAL:
         return settle_with(status)  # settling a settled cancellation does nothing
     if status is CancellationStatus.RESERVED:
-        return {"next": "SEND"}
+        return {"next": Next.SEND}
     if status in (CancellationStatus.SENDING, CancellationStatus.RECONCILING):
-        return {"next": "RECONCILE", "tries": 0}
+        return {"next": Next.RECONCILE, "tries": 0}
     return None
 
 
-def decide(
-    store: CancellationStore, clock: Clock, shop_id: str, cancellation_id: str
-) -> dict[str, Any]:
+def decide(store: CancellationStore, clock: Clock, shop_id: str, cancellation_id: str) -> Step:
     """Judge eligibility and hold the amount against the payment's balance."""
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status is not CancellationStatus.REQUESTED:
-        return _route_existing(cancellation) or {"next": "SEND"}
+        return _route_existing(cancellation) or {"next": Next.SEND}
     payment = store.get_payment(shop_id, cancellation.tno)
     if payment is None:
         return settle_with(CancellationStatus.REJECTED, "PAYMENT_NOT_FOUND")
@@ -311,8 +308,8 @@ def decide(
         reasons = again.reasons if again and not again.allowed else ("AMOUNT_EXCEEDS_BALANCE",)
         return settle_with(CancellationStatus.REJECTED, *reasons)
     except Conflict:
-        return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": "SEND"}
-    return {"next": "SEND", "amount": decision.amount}
+        return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": Next.SEND}
+    return {"next": Next.SEND, "amount": decision.amount}
 
 
 NOT_SENT_TRIES = 3  # a cancel that never left is safe to try again at once
@@ -320,13 +317,13 @@ NOT_SENT_TRIES = 3  # a cancel that never left is safe to try again at once
 
 def send(
     store: CancellationStore, gateway: Gateway, clock: Clock, shop_id: str, cancellation_id: str
-) -> dict[str, Any]:
+) -> Step:
     """Journal the cancel, send it once, classify the answer."""
     cancellation = _load(store, shop_id, cancellation_id)
     if cancellation.status is CancellationStatus.SENDING:
         return _resume(store, gateway, clock, cancellation)  # a re-run: its result was lost
     if cancellation.status is not CancellationStatus.RESERVED:
-        return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
+        return _route_existing(cancellation) or {"next": Next.RECONCILE, "tries": 0}
     attempt = Attempt(
         seq=len(cancellation.attempts) + 1, kind="CANCEL", sent_at=clock.now(), dispatched=PENDING
     )
@@ -345,17 +342,17 @@ def send(
 
 def _resume(
     store: CancellationStore, gateway: Gateway, clock: Clock, cancellation: Cancellation
-) -> dict[str, Any]:
+) -> Step:
     """A send step run again: settle what the journal already knows, send an attempt no run
     dispatched (provably never sent), and ask KCP about one that was dispatched."""
     if cancellation.status is not CancellationStatus.SENDING:
-        return _route_existing(cancellation) or {"next": "RECONCILE", "tries": 0}
+        return _route_existing(cancellation) or {"next": Next.RECONCILE, "tries": 0}
     verdict = _journaled_verdict(cancellation)
     if verdict is not None:
         return verdict
     last = _last_send(cancellation)
     if last is None or last.dispatched != PENDING:
-        return {"next": "RECONCILE", "tries": 0}
+        return {"next": Next.RECONCILE, "tries": 0}
     return _dispatch(store, gateway, clock, cancellation, last)
 
 
@@ -370,7 +367,7 @@ def _dispatch(
     clock: Clock,
     cancellation: Cancellation,
     attempt: Attempt,
-) -> dict[str, Any]:
+) -> Step:
     """Claim the journaled attempt for sending (one run wins), then send it and classify.
 
     The claim is the last write before the request leaves: an attempt nobody claimed was never
@@ -391,7 +388,7 @@ def _dispatch(
     )
     for n in range(NOT_SENT_TRIES):
         if not store.dispatch(cancellation, attempt, DISPATCHED):
-            return {"next": "RECONCILE", "tries": 0}  # another run sent it, or it was voided
+            return {"next": Next.RECONCILE, "tries": 0}  # another run sent it, or it was voided
         attempt = replace(attempt, dispatched=DISPATCHED)
         answer = _call(gateway, order)
         store.journal(cancellation, _completed(attempt, answer, clock))
@@ -415,8 +412,8 @@ def _dispatch(
         store.mark(replace(cancellation, updated_at=clock.now()), CancellationStatus.RECONCILING)
     except Conflict:  # the sweep saw KCP apply it meanwhile and settled it
         fresh = _load(store, cancellation.shop_id, cancellation.cancellation_id)
-        return _route_existing(fresh) or {"next": "RECONCILE", "tries": 0}
-    return {"next": "RECONCILE", "tries": 0}
+        return _route_existing(fresh) or {"next": Next.RECONCILE, "tries": 0}
+    return {"next": Next.RECONCILE, "tries": 0}
 
 
 # An attempt's dispatch claim: journaled PENDING, then SENT by the one run that sends it, or
@@ -447,7 +444,7 @@ def _verdict(
     detail: str,
     cancelled_at: datetime,
     partial_seq: str = "",
-) -> dict[str, Any] | None:
+) -> Step | None:
     """What a definitive answer (or "never sent") settles; None for an unknown fate."""
     gateway_fields = {"res_cd": res_cd, "res_msg": res_msg}
     if outcome is Outcome.SUCCEEDED:
@@ -465,7 +462,7 @@ def _verdict(
     return None
 
 
-def _journaled_verdict(cancellation: Cancellation) -> dict[str, Any] | None:
+def _journaled_verdict(cancellation: Cancellation) -> Step | None:
     """The verdict of the journal's last cancel attempt, if KCP's answer to it was recorded
     (a NOT_SENT last attempt means none was sent: each is completed before the next)."""
     sends = [a for a in cancellation.attempts if a.kind == "CANCEL"]
@@ -509,7 +506,7 @@ def reconcile(
     cancellation_id: str,
     tries: int,
     max_tries: int,
-) -> dict[str, Any]:
+) -> Step:
     """Ask KCP whether a cancel of unknown fate was applied, by its balance. Never resend.
 
     Lowered by the amount: SUCCEEDED. Unchanged: not applied *yet* (KCP may still apply it), so
@@ -542,12 +539,10 @@ def reconcile(
     if last:
         reason = "NOT_CONFIRMED" if answer.outcome is Outcome.SUCCEEDED else "INQUIRY_FAILED"
         return settle_with(CancellationStatus.NEEDS_REVIEW, reason)
-    return {"next": "WAIT", "tries": tries}
+    return {"next": Next.WAIT, "tries": tries}
 
 
-def judge_inquiry(
-    cancellation: Cancellation, answer: InquiryAnswer, clock: Clock
-) -> dict[str, Any] | None:
+def judge_inquiry(cancellation: Cancellation, answer: InquiryAnswer, clock: Clock) -> Step | None:
     """What KCP's balance proves about a sent cancel, or None while it proves nothing."""
     before = cancellation.balance_before
     if answer.outcome is not Outcome.SUCCEEDED or before is None:
@@ -570,7 +565,7 @@ def settle(
     clock: Clock,
     shop_id: str,
     cancellation_id: str,
-    verdict: dict[str, Any],
+    verdict: Verdict,
     execution_id: str = "",
 ) -> dict[str, Any]:
     """Write the terminal outcome and its effect on the payment. A settled one stays as is."""
@@ -594,7 +589,7 @@ def settle(
     }
 
 
-def _outcome(cancellation: Cancellation, verdict: dict[str, Any], clock: Clock) -> Cancellation:
+def _outcome(cancellation: Cancellation, verdict: Verdict, clock: Clock) -> Cancellation:
     cancelled_at = verdict.get("cancelled_at")
     status = CancellationStatus(verdict["status"])
     return cancellation.with_status(

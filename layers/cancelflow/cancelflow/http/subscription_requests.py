@@ -7,8 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cancelflow.subscriptions.model import CancelWhen
 from cancelflow.subscriptions.schedule import Cycle
-from cancelflow.subscriptions.service import CancelWhen, NewSubscription
+from cancelflow.subscriptions.service import NewSubscription
 
 Krw = Annotated[int, Field(strict=True, gt=0, le=100_000_000, description="KRW, integer")]
 
@@ -17,19 +18,28 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+BatchKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_\-]{8,64}$",
+        description="KCP batch key (bt_batch_key); stored sealed, shown as its last 4",
+        repr=False,
+    ),
+]
+
+
+class BatchKeyIn(Strict):
+    """The customer's new card: a batch key from KCP's card registration window."""
+
+    batch_key: BatchKey
+
+
 class SubscriptionIn(Strict):
     """A subscription to charge with the customer's KCP batch key."""
 
     customer_name: Annotated[str, Field(min_length=1, max_length=60)]
     customer_email: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
-    batch_key: Annotated[
-        str,
-        Field(
-            pattern=r"^[A-Za-z0-9_\-]{8,64}$",
-            description="KCP batch key (bt_batch_key); stored sealed, shown as its last 4",
-            repr=False,
-        ),
-    ]
+    batch_key: BatchKey
     amount: Krw
     product_name: Annotated[str, Field(min_length=1, max_length=100)]
     cycle: Cycle

@@ -6,13 +6,8 @@ from typing import Any
 
 from cancelflow.kcp import codes
 from cancelflow.kernel.clock import to_kst_text
-from cancelflow.subscriptions.service import (
-    Charge,
-    ChargeStatus,
-    Status,
-    Subscription,
-    refund_waits_for_tno,
-)
+from cancelflow.subscriptions.model import Charge, ChargeStatus, Status, Subscription
+from cancelflow.subscriptions.service import refund_waits_for_tno
 
 
 def subscription_view(s: Subscription) -> dict[str, Any]:

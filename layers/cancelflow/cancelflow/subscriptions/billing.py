@@ -31,18 +31,17 @@ from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
 from cancelflow.shops.model import Shop
 from cancelflow.subscriptions import emails, schedule
-from cancelflow.subscriptions.pacing import Turns
-from cancelflow.subscriptions.service import (
+from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
-    BatchKeyVault,
-    BillingStore,
     Charge,
     ChargeStatus,
     PaidPeriod,
     Status,
     Subscription,
-    charge_payment,
 )
+from cancelflow.subscriptions.pacing import Turns
+from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
+from cancelflow.subscriptions.service import charge_payment
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +336,7 @@ def charge(
     if tries + 1 < int(config["reconcile_max_tries"]):
         return base | {"result": "UNKNOWN", "next": "RECONCILE"}
     # Still unknown: look again in tomorrow's run (the same ordr_idxx; safe to resend).
-    _settle(deps, sub, item, lambda s: replace(s, due_on=billing_date + timedelta(days=1)))
+    _settle(deps, sub, item, lambda s: s.retried_on(billing_date + timedelta(days=1)))
     logger.warning("charge still unknown", extra={"subscription_id": subscription_id})
     return base | {"result": "UNKNOWN"}
 
@@ -361,13 +360,9 @@ def _settle(
     """Record a charge outcome with its effect on the subscription. A money record is never
     dropped: a subscription changed meanwhile (paused, say) is re-read and changed again."""
     for _ in range(5):
-        after = change(sub)
-        if after.status is not Status.ACTIVE:
-            after = replace(after, due_on=None)
+        after = change(sub).recorded(deps.clock.now())
         try:
-            return deps.store.record(
-                replace(after, updated_at=deps.clock.now()), charge_after, payment
-            )
+            return deps.store.record(after, charge_after, payment)
         except Conflict:
             fresh = deps.store.get(sub.shop_id, sub.subscription_id)
             if fresh is None:
@@ -392,18 +387,14 @@ def _charged(
         confirmed_by="DUPLICATE_ORDER" if duplicate else "KCP_ANSWER",
         updated_at=now,
     )
-    start, end = sub.period_date, sub.next_period_date
-    paid = PaidPeriod(done.period, done.tno, done.amount, start, end, now)
-
-    def advance(s: Subscription) -> Subscription:
-        if s.period != done.period:
-            return s  # already advanced
-        return replace(s, period_date=end, attempt=1, due_on=end, last_paid=paid)
+    paid = PaidPeriod(
+        done.period, done.tno, done.amount, sub.period_date, sub.next_period_date, now
+    )
 
     # The ledger's Payment, so the cancel workflow can refund it. Without a tno (a duplicate
     # order answer) the charge stays an open case until an operator links it (link_charge_tno).
     payment = charge_payment(sub, done, None, now) if done.tno else None
-    if _settle(deps, sub, done, advance, payment):
+    if _settle(deps, sub, done, lambda s: s.charged(paid), payment):
         _mail(deps, sub, done, None)
     if not done.tno:
         logger.warning(
@@ -434,11 +425,7 @@ def _declined(
     )
 
     def dun(s: Subscription) -> Subscription:
-        if s.period != done.period or s.attempt != done.attempt:
-            return s
-        if retry_on is None:
-            return replace(s, status=Status.SUSPENDED, attempt=s.attempt + 1, suspended_at=now)
-        return replace(s, attempt=s.attempt + 1, due_on=retry_on)
+        return s.declined(done.period, done.attempt, retry_on, now)
 
     if _settle(deps, sub, done, dun):
         _mail(deps, sub, done, retry_on)

@@ -7,12 +7,11 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from cancelflow.kcp import codes
-from cancelflow.kernel.clock import to_kst_text
-from cancelflow.kernel.email import Email, won
+from cancelflow.kernel.email import Email, Letter, day_text, language, moment_text, won
 from cancelflow.shops.model import Shop
 
 if TYPE_CHECKING:  # the use cases import this module: types only, no cycle at runtime
-    from cancelflow.subscriptions.service import Charge, Subscription
+    from cancelflow.subscriptions.model import Charge, Subscription
 
 _TEXT = {
     "ko": {
@@ -30,6 +29,8 @@ _TEXT = {
         "retry": "{day}에 다시 결제를 시도합니다. 카드 한도 또는 유효기간을 확인해 주세요.",
         "stopped": "여러 차례 결제가 거절되어 정기결제가 중지되었습니다. 상점에 문의해 주세요.",
         "shop_intro": "고객의 정기결제가 결제 실패로 중지되었습니다.",
+        "shop_suspended": "[{shop}] 고객 정기결제 중지: {customer} ({id})",
+        "hint": "조치",
         "id": "구독 번호",
         "footer": "문의는 {shop}({email})로 연락해 주세요.",
     },
@@ -49,6 +50,8 @@ _TEXT = {
         "stopped": "Your subscription is suspended after repeated declines. "
         "Please contact the shop.",
         "shop_intro": "A customer's subscription was suspended after its payments were declined.",
+        "shop_suspended": "[{shop}] Subscription suspended: {customer} ({id})",
+        "hint": "What to do",
         "id": "Subscription",
         "footer": "Questions? Contact {shop} ({email}).",
     },
@@ -56,40 +59,43 @@ _TEXT = {
 
 
 def for_charge(
-    shop: Shop, language: str, sub: Subscription, charge: Charge, retry_on: date | None
+    shop: Shop, lang: str, sub: Subscription, charge: Charge, retry_on: date | None
 ) -> list[Email]:
     """The emails a settled charge sends: a receipt, a decline, or a suspension (two)."""
-    lang = language if language in _TEXT else "ko"
+    lang = language(lang)
     t = _TEXT[lang]
     footer = t["footer"].format(shop=shop.name, email=shop.email)
-    lines = [
-        f"{t['product']}: {sub.product_name}",
-        f"{t['period']}: {charge.period}",
-        f"{t['amount']}: {won(charge.amount, lang)}",
-        f"{t['card']}: ****{sub.batch_key_last4}",
-        f"{t['order']}: {charge.order_id}",
-        f"{t['id']}: {sub.subscription_id}",
+    facts = [
+        (t["product"], sub.product_name),
+        (t["period"], charge.period),
+        (t["amount"], won(charge.amount, lang)),
+        (t["card"], f"****{sub.batch_key_last4}"),
+        (t["order"], charge.order_id),
+        (t["id"], sub.subscription_id),
     ]
     if charge.status.value == "SUCCEEDED":
         subject = t["receipt"].format(shop=shop.name, period=charge.period)
         if charge.approved_at:
-            lines.append(f"{t['when']}: {to_kst_text(charge.approved_at)}")
-        lines.append(f"{t['next']}: {sub.next_period_date.isoformat()}")
-        return [Email(sub.customer_email, subject, "\n".join([*lines, "", footer]) + "\n")]
+            facts.append((t["when"], moment_text(charge.approved_at, lang)))
+        facts.append((t["next"], day_text(sub.next_period_date, lang)))
+        return [Letter(subject, facts=tuple(facts), footer=footer).to(sub.customer_email, subject)]
     told = codes.describe(charge.res_cd, charge.res_msg, lang, audience="customer")
-    lines.append(f"{t['reason']}: {told['message']}")
+    facts.append((t["reason"], told["message"]))
     if retry_on is not None:
         subject = t["declined"].format(shop=shop.name)
-        body = [*lines, "", t["retry"].format(day=retry_on.isoformat()), "", footer]
-        return [Email(sub.customer_email, subject, "\n".join(body) + "\n")]
+        retry = (t["retry"].format(day=day_text(retry_on, lang)),)
+        letter = Letter(subject, facts=tuple(facts), closing=retry, footer=footer)
+        return [letter.to(sub.customer_email, subject)]
     subject = t["suspended"].format(shop=shop.name)
-    customer = Email(sub.customer_email, subject, "\n".join([*lines, "", t["stopped"], "", footer]))
+    stopped = Letter(subject, facts=tuple(facts), closing=(t["stopped"],), footer=footer)
     for_shop = codes.describe(charge.res_cd, charge.res_msg, lang, audience="shop")
-    shop_lines = [
-        t["shop_intro"],
-        "",
-        *lines[:-1],
-        f"KCP: {charge.res_cd} {for_shop['message']}",
-        f"hint: {for_shop['hint']}",
-    ]
-    return [customer, Email(shop.email, subject, "\n".join(shop_lines) + "\n")]
+    shop_facts = (
+        *facts[:-1],
+        ("KCP", f"{charge.res_cd} {for_shop['message']}"),
+        (t["hint"], for_shop["hint"]),
+    )
+    shop_subject = t["shop_suspended"].format(
+        shop=shop.name, customer=sub.customer_name, id=sub.subscription_id
+    )
+    to_shop = Letter(t["shop_intro"], facts=shop_facts).to(shop.email, shop_subject)
+    return [stopped.to(sub.customer_email, subject), to_shop]

@@ -1,9 +1,5 @@
-"""Subscriptions (정기결제): the model, its ports, and what the shop's API does with them.
-
-The billing run that charges them is in billing/run.py. The rule that keeps charges single: a
-period's attempt is claimed in the ledger *before* KCP is called, under the idempotency key
-subscription id + period (+ dunning attempt), and KCP's order id (ordr_idxx) is derived from it.
-"""
+"""What the shop's API does with subscriptions (정기결제); the billing run is in billing.py,
+every status change in model.py."""
 
 from __future__ import annotations
 
@@ -12,8 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from cancelflow.kcp.port import Gateway, Outcome, PayMethod
 from cancelflow.kernel import cursor as cursor_codec
@@ -21,200 +16,17 @@ from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.payments.model import Payment
 from cancelflow.subscriptions import schedule
+from cancelflow.subscriptions.model import (
+    OPEN_CHARGE,
+    CancelWhen,
+    Charge,
+    ChargeStatus,
+    Status,
+    Subscription,
+    new_subscription_id,
+)
+from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 from cancelflow.subscriptions.schedule import Cycle
-
-
-class Status(StrEnum):
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    SUSPENDED = "SUSPENDED"  # the dunning schedule ran out; resume after the card is fixed
-    CANCELLED = "CANCELLED"  # final
-
-
-class ChargeStatus(StrEnum):
-    PENDING = "PENDING"  # claimed and about to be (or being) sent
-    UNKNOWN = "UNKNOWN"  # sent, fate unknown: reconciled by resending the same ordr_idxx
-    NOT_SENT = "NOT_SENT"  # nothing reached KCP (yet)
-    SUCCEEDED = "SUCCEEDED"
-    DECLINED = "DECLINED"
-
-
-OPEN_CHARGE = frozenset({ChargeStatus.PENDING, ChargeStatus.UNKNOWN, ChargeStatus.NOT_SENT})
-
-
-@dataclass(frozen=True)
-class PaidPeriod:
-    period: str
-    tno: str  # "" when KCP confirmed the charge only as a duplicate order (see charge())
-    amount: int
-    start: date
-    end: date  # the next period's date
-    paid_at: datetime
-
-
-@dataclass(frozen=True)
-class Subscription:
-    shop_id: str
-    subscription_id: str
-    status: Status
-    customer_name: str
-    customer_email: str
-    product_name: str
-    amount: int
-    cycle: Cycle
-    anchor_day: int
-    batch_key_ref: str = field(repr=False)  # sealed by the vault; never shown or logged
-    batch_key_last4: str
-    period_date: date  # scheduled date of the next unpaid period
-    created_at: datetime
-    updated_at: datetime
-    attempt: int = 1  # the next attempt at this period (dunning counts up)
-    due_on: date | None = None  # when the next attempt runs; only while ACTIVE
-    version: int = 0  # optimistic lock: every write checks it
-    fingerprint: str = ""  # of the create request, for Idempotency-Key replays
-    last_paid: PaidPeriod | None = None
-    cancel_when: str = ""
-    cancelled_at: datetime | None = None
-    service_until: date | None = None
-    refund_amount: int = 0
-    refund_cancellation_id: str = ""
-    suspended_at: datetime | None = None
-
-    @property
-    def period(self) -> str:
-        return schedule.period_id(self.cycle, self.period_date)
-
-    @property
-    def next_period_date(self) -> date:
-        return schedule.next_charge_date(self.cycle, self.anchor_day, self.period_date)
-
-    def order_id(self) -> str:
-        return order_id_for(self.subscription_id, self.period, self.attempt)
-
-    def pending_charge(self, billing_date: date, at: datetime, claim_token: str) -> Charge:
-        """The period's next attempt, as it is claimed before KCP is called."""
-        return Charge(
-            shop_id=self.shop_id,
-            subscription_id=self.subscription_id,
-            period=self.period,
-            attempt=self.attempt,
-            order_id=self.order_id(),
-            amount=self.amount,
-            status=ChargeStatus.PENDING,
-            billing_date=billing_date,
-            created_at=at,
-            updated_at=at,
-            claim_token=claim_token,
-        )
-
-
-@dataclass(frozen=True)
-class Charge:
-    shop_id: str
-    subscription_id: str
-    period: str
-    attempt: int
-    order_id: str
-    amount: int
-    status: ChargeStatus
-    billing_date: date
-    created_at: datetime
-    updated_at: datetime
-    sends: int = 0
-    tno: str = ""
-    approved_at: datetime | None = None
-    res_cd: str = ""
-    res_msg: str = ""
-    detail: str = ""
-    confirmed_by: str = ""  # KCP_ANSWER, or DUPLICATE_ORDER when a resend found it charged
-    claim_token: str = ""  # who claimed it: an SDK retry of the claim knows its own write
-
-
-def order_id_for(subscription_id: str, period: str, attempt: int) -> str:
-    """KCP's ordr_idxx, derived from the idempotency key: unique per (subscription, period,
-    attempt), at most 40 characters (sub_ + 20 hex + -2026-W49 + -N)."""
-    order_id = f"{subscription_id}-{period}-{attempt}"
-    if len(order_id) > 40:
-        raise ValueError("ordr_idxx longer than 40 characters")
-    return order_id
-
-
-def new_subscription_id(shop_id: str, idempotency_key: str) -> str:
-    # Derived from the key, so a replayed create can only ever find the same subscription.
-    digest = hashlib.sha256(f"{shop_id}\n{idempotency_key}".encode()).hexdigest()
-    return "sub_" + digest[:20]
-
-
-# --- ports ---------------------------------------------------------------------------------
-
-
-class BillingStore(Protocol):
-    def create(self, sub: Subscription) -> Subscription | None:
-        """Create it; the existing subscription if the id is taken."""
-        ...
-
-    def get(self, shop_id: str, subscription_id: str) -> Subscription | None: ...
-
-    def page(
-        self,
-        shop_id: str,
-        status: str | None,
-        date_from: date | None,
-        date_to: date | None,
-        limit: int,
-        position: dict[str, Any] | None,
-    ) -> tuple[list[Subscription], dict[str, Any] | None]:
-        """A page of the shop's subscriptions, newest first, and where the next one starts.
-
-        Conflict for a position outside this shop's list."""
-        ...
-
-    def save(self, before: Subscription, after: Subscription) -> Subscription:
-        """Write after if before is still current (version); Conflict otherwise."""
-        ...
-
-    def take_run_lease(
-        self, execution_id: str, at: datetime, still_running: Callable[[str], bool]
-    ) -> str | None:
-        """Hold the billing run's lease for this execution. None when held; the holder's id
-        when another execution holds it and is still running."""
-        ...
-
-    def due_page(
-        self, billing_date: date, days_back: int, cursor: dict[str, Any] | None, limit: int
-    ) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
-        """Due (shop_id, subscription_id) pairs from the sparse due index, by Query only."""
-        ...
-
-    def claim(self, sub: Subscription, charge: Charge) -> Charge | None:
-        """Journal the attempt before it is sent. None if claimed now (or earlier under the same
-        claim_token); the existing charge if another claim holds it; Conflict if the
-        subscription changed."""
-        ...
-
-    def charges(self, shop_id: str, subscription_id: str) -> list[Charge]: ...
-
-    def link_tno(self, charge: Charge, payment: Payment) -> None:
-        """Set a SUCCEEDED charge's tno and create its ledger Payment (each once; a repeat is
-        a no-op)."""
-        ...
-
-    def record(self, sub: Subscription, charge: Charge, payment: Payment | None = None) -> bool:
-        """Write a charge's new state with the subscription's (version-checked), and register the
-        approved payment, atomically. False if the charge was settled by someone else;
-        Conflict if the subscription changed."""
-        ...
-
-    def journal(self, charge: Charge) -> None:
-        """Update an open charge (sends, status, KCP's tno once approved) and nothing else."""
-        ...
-
-
-class BatchKeyVault(Protocol):
-    def seal(self, shop_id: str, subscription_id: str, batch_key: str) -> str: ...
-
-    def open(self, shop_id: str, subscription_id: str, sealed: str) -> str: ...
-
 
 # --- API side ------------------------------------------------------------------------------
 
@@ -342,6 +154,33 @@ def _list_scope(shop_id: str, status: str | None, since: date | None, until: dat
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def replace_card(
+    store: BillingStore,
+    vault: BatchKeyVault,
+    clock: Clock,
+    shop_id: str,
+    subscription_id: str,
+    batch_key: str,
+) -> Subscription:
+    """Replace the customer's card (KCP batch key), sealed like the first; never shown or logged.
+
+    Refused while a charge is in flight: its fate is settled by resending its order id, and that
+    resend must go to the card it was first sent with."""
+    current = get(store, shop_id, subscription_id)
+    if current.status is not Status.CANCELLED and any(
+        c.status in OPEN_CHARGE for c in store.charges(shop_id, subscription_id)
+    ):
+        raise Problem(
+            "SUBSCRIPTION_STATE_CONFLICT",
+            "A charge of this subscription is in flight; replace the card once it is settled.",
+        )
+    sealed = vault.seal(shop_id, subscription_id, batch_key)
+    now = clock.now()
+    return _change(
+        store, shop_id, subscription_id, lambda sub: sub.with_card(sealed, batch_key[-4:], now)
+    )
+
+
 def charges(store: BillingStore, shop_id: str, subscription_id: str) -> list[Charge]:
     get(store, shop_id, subscription_id)  # 404 for another shop's subscription
     return store.charges(shop_id, subscription_id)
@@ -369,54 +208,13 @@ def _change(
 def pause(store: BillingStore, clock: Clock, shop_id: str, subscription_id: str) -> Subscription:
     """ACTIVE -> PAUSED: no charges until resumed."""
 
-    def change(sub: Subscription) -> Subscription | None:
-        if sub.status is Status.PAUSED:
-            return None
-        if sub.status is not Status.ACTIVE:
-            raise Problem(
-                "SUBSCRIPTION_STATE_CONFLICT",
-                f"A {sub.status.value} subscription cannot be paused.",
-            )
-        return replace(sub, status=Status.PAUSED, due_on=None, updated_at=clock.now())
-
-    return _change(store, shop_id, subscription_id, change)
+    return _change(store, shop_id, subscription_id, lambda sub: sub.paused(clock.now()))
 
 
 def resume(store: BillingStore, clock: Clock, shop_id: str, subscription_id: str) -> Subscription:
     """PAUSED or SUSPENDED -> ACTIVE. Periods missed meanwhile are not charged afterwards."""
 
-    def change(sub: Subscription) -> Subscription | None:
-        if sub.status is Status.ACTIVE:
-            return None
-        if sub.status is Status.CANCELLED:
-            raise Problem(
-                "SUBSCRIPTION_STATE_CONFLICT",
-                "A cancelled subscription stays cancelled; create a new one.",
-            )
-        now = clock.now()
-        today = schedule.today_kst(now)
-        period_date = sub.period_date
-        if period_date < today:
-            period_date = schedule.first_charge_date(sub.cycle, sub.anchor_day, today)
-        attempt = sub.attempt if period_date == sub.period_date else 1
-        if sub.status is Status.SUSPENDED:
-            attempt = sub.attempt + 1  # a fresh try; the declined order ids stay used
-        return replace(
-            sub,
-            status=Status.ACTIVE,
-            period_date=period_date,
-            attempt=attempt,
-            due_on=max(period_date, today),
-            suspended_at=None,
-            updated_at=now,
-        )
-
-    return _change(store, shop_id, subscription_id, change)
-
-
-class CancelWhen(StrEnum):
-    PERIOD_END = "PERIOD_END"
-    IMMEDIATELY = "IMMEDIATELY"
+    return _change(store, shop_id, subscription_id, lambda sub: sub.resumed(clock.now()))
 
 
 # refund(shop_id, tno, amount, idempotency_key) -> cancellation id (the cancel workflow)
@@ -434,26 +232,9 @@ def cancel(
     """Stop charging. PERIOD_END: the paid period runs out. IMMEDIATELY: the unused days of the
     current paid period are refunded pro rata through the cancel workflow."""
     now = clock.now()
-    today = schedule.today_kst(now)
 
     def change(sub: Subscription) -> Subscription | None:
-        if sub.status is Status.CANCELLED:
-            return None  # repeated: the first request decided (a pending refund is resumed below)
-        paid = sub.last_paid
-        amount = 0
-        if when is CancelWhen.IMMEDIATELY and paid is not None:
-            amount = schedule.prorata_refund(paid.amount, paid.start, paid.end, today)
-        until = paid.end if paid and when is CancelWhen.PERIOD_END else today
-        return replace(
-            sub,
-            status=Status.CANCELLED,
-            due_on=None,
-            cancel_when=when.value,
-            cancelled_at=now,
-            service_until=until,
-            refund_amount=amount,
-            updated_at=now,
-        )
+        return sub.cancelled(when, now)
 
     return _start_refund(store, refund, clock, _change(store, shop_id, subscription_id, change))
 

@@ -25,8 +25,7 @@ from cancelflow.adapters.dynamodb.table import (
 from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
-from cancelflow.subscriptions.schedule import Cycle
-from cancelflow.subscriptions.service import (
+from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
     Charge,
     ChargeStatus,
@@ -34,6 +33,7 @@ from cancelflow.subscriptions.service import (
     Status,
     Subscription,
 )
+from cancelflow.subscriptions.schedule import Cycle
 
 
 class DynamoBilling:
