@@ -46,6 +46,11 @@ class Machine:
     edges: list[Edge] = field(default_factory=list)
 
 
+def is_route(error: str) -> bool:
+    """An error a step raises to say where the workflow goes next (RouteToSettle), not a fault."""
+    return error.startswith("RouteTo")
+
+
 def _condition(rule: dict[str, Any]) -> str:
     """A Choice rule as a short label: `$.status == "UNKNOWN"`."""
     for key, value in rule.items():
@@ -88,8 +93,12 @@ def parse(definition: dict[str, Any]) -> Machine:
             if state.get("Default"):
                 machine.edges.append(Edge(name, state["Default"], "otherwise", "default"))
             for catch in state.get("Catch", []):
-                errors = ", ".join(e.removeprefix("States.") for e in catch.get("ErrorEquals", []))
-                machine.edges.append(Edge(name, catch["Next"], f"catch {errors}", "catch"))
+                names = catch.get("ErrorEquals", [])
+                errors = ", ".join(e.removeprefix("States.") for e in names)
+                if names and all(is_route(e) for e in names):  # a step's chosen way on
+                    machine.edges.append(Edge(name, catch["Next"], errors, "route"))
+                else:
+                    machine.edges.append(Edge(name, catch["Next"], f"catch {errors}", "catch"))
             if state.get("Type") == "Map":
                 inner = state.get("ItemProcessor") or state.get("Iterator") or {}
                 machine.starts[name] = inner.get("StartAt", "")

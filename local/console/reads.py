@@ -92,6 +92,7 @@ class Step:
     attempts: int = 0
     failures: list[str] = field(default_factory=list)
     inner: bool = False  # an item state inside a Map
+    route: str = ""  # the RouteTo… a step raised to choose the next state
 
     @property
     def duration(self) -> float | None:
@@ -250,7 +251,10 @@ class Reads:
                     step.attempts += 1
             elif kind.endswith(("Failed", "TimedOut")) and not kind.startswith("Execution"):
                 for step in list(open_steps.values())[-1:]:
-                    step.failures.append(f"{kind}: {_cause(detail)}")
+                    if graph.is_route(detail.get("error", "")):
+                        step.route = detail["error"]  # the step's chosen way on, not a fault
+                    else:
+                        step.failures.append(f"{kind}: {_cause(detail)}")
         return steps
 
     def map_runs(self, arn: str) -> list[dict[str, Any]]:

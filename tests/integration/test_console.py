@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-HAPPY_PATH = ["Decide", "Eligible?", "SendCancel", "Sent?", "Settle", "Notify", "Done"]
+HAPPY_PATH = ["Decide", "SendCancel", "Settle", "Notify"]  # README: how a cancel runs
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_a_needs_review_case_shows_its_evidence_and_the_execution_the_path_throu
     case.get_by_role("link", name=cancellation_id).click()
     expect(page.locator("#outcome")).to_have_text("NEEDS_REVIEW")
     expect(page.locator("#reasons")).to_contain_text("INQUIRY_FAILED — The cancel's outcome could")
-    for name in ("WaitForKcp", "Reconcile", "Settled?", "Settle", "Notify"):
+    for name in ("SendCancel", "WaitForKcp", "Reconcile", "Settle", "Notify"):
         expect(_state(page, name)).to_have_class(_has("taken"))
     expect(page.locator('#timeline li[data-state="Reconcile"]')).to_have_count(
         int(stack.template.parameters["ReconcileMaxTries"])  # type: ignore[union-attr]

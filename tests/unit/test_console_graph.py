@@ -12,7 +12,7 @@ from local.console import graph
 from local.console.mask import pretty
 
 MACHINES = sorted(p.name.removesuffix(".asl.json") for p in graph.MACHINES.glob("*.asl.json"))
-HAPPY_CANCEL = ["Decide", "Eligible?", "SendCancel", "Sent?", "Settle", "Notify", "Done"]
+HAPPY_CANCEL = ["Decide", "SendCancel", "Settle", "Notify"]
 
 
 def _groups(svg: str, cls: str) -> dict[str, str]:
@@ -53,17 +53,22 @@ def test_the_happy_cancel_path_is_highlighted_and_the_reconcile_loop_is_not() ->
     taken_edges = {e for e, classes in edges.items() if "->" in e}
     assert taken_edges == {
         "__start->Decide",
-        "Decide->Eligible?",
-        "Eligible?->SendCancel",
-        "SendCancel->Sent?",
-        "Sent?->Settle",
+        "Decide->SendCancel",
+        "SendCancel->Settle",
         "Settle->Notify",
-        "Notify->Done",
     }
 
 
+def test_a_route_a_step_raises_is_drawn_as_a_way_on_and_a_real_error_as_a_catch() -> None:
+    svg = _svg("cancel_refund", ["Decide", "SendCancel", "WaitForKcp", "Reconcile", "Settle"])
+    edges = _groups(svg, "edge")
+    assert "route" in edges["SendCancel->WaitForKcp"].split()
+    assert "taken" in edges["SendCancel->WaitForKcp"].split()
+    assert "catch" in edges["SendCancel->Busy"].split()
+
+
 def test_the_state_an_execution_waits_in_is_marked_and_a_failed_one_too() -> None:
-    entered = ["Decide", "Eligible?", "SendCancel", "Sent?", "WaitForKcp"]
+    entered = ["Decide", "SendCancel", "WaitForKcp"]
     states = _groups(_svg("cancel_refund", entered, waiting="WaitForKcp"), "state")
     assert "waiting" in states["WaitForKcp"].split()
     assert not [n for n, c in states.items() if "waiting" in c.split() and n != "WaitForKcp"]
