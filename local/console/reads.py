@@ -336,6 +336,7 @@ class Reads:
         letters = []
         for path in sorted(self.mail_dir.glob("*.txt"), reverse=True):
             head, _, body = path.read_text(encoding="utf-8").partition("\n\n")
+            html = path.with_suffix(".html")
             fields = dict(line.split(": ", 1) for line in head.splitlines() if ": " in line)
             letters.append(
                 {
@@ -345,6 +346,8 @@ class Reads:
                     "subject": fields.get("Subject", ""),
                     "date": kst(datetime.fromisoformat(fields["Date"])) if "Date" in fields else "",
                     "body": body,
+                    # The part a mail client shows (emails have had one since main's layout).
+                    "html": html.read_text(encoding="utf-8") if html.exists() else "",
                 }
             )
         return letters

@@ -86,6 +86,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "from": ("보낸 사람", "From"),
     "to": ("받는 사람", "To"),
     "subject": ("제목", "Subject"),
+    "text_part": ("텍스트 본문", "Text part"),
     "summary": ("요약", "Summary"),
     "charges": ("청구", "Charges"),
     "order": ("주문번호 (ordr_idxx)", "Order (ordr_idxx)"),

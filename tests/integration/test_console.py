@@ -194,6 +194,8 @@ def test_the_email_that_went_out_is_shown_as_its_recipient_reads_it(
     page.locator(".inbox li").filter(has_text=paid["buyer_email"]).get_by_role("link").click()
     letter = page.locator("#letter")
     expect(letter.locator(".facts")).to_contain_text(paid["buyer_email"])
+    # As a mail client shows it: the HTML part, in a sandboxed frame; the text part beside it.
+    expect(page.frame_locator("#html-part").locator("body")).to_contain_text("15,000")
     expect(letter.locator(".body")).to_contain_text("15,000")
     _shot(page, "mail")
 
