@@ -45,12 +45,20 @@ $(CHROMIUM):
 	$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium
 
+# The console (local/console) lays out each state machine with Graphviz's dot; its Korean pages
+# need a Korean font (the screenshots the browser tests keep are read by people).
+DOT := /usr/bin/dot
+$(DOT):
+	$$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq
+	$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends graphviz fonts-nanum
+
 .PHONY: help
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: $(BIN)/.installed $(SAM) $(CHECKOV) $(CHROMIUM) ## create the venvs from the locks and install chromium (done by the other targets when needed)
+setup: $(BIN)/.installed $(SAM) $(CHECKOV) $(CHROMIUM) $(DOT) ## create the venvs from the locks, install chromium and graphviz (done by the other targets when needed)
 
 .PHONY: lock
 lock: $(BIN)/.installed ## regenerate the locks from the top-level requirements files (UPGRADE=1 takes the newest versions)
@@ -62,7 +70,7 @@ lock: $(BIN)/.installed ## regenerate the locks from the top-level requirements 
 	$(LOCK) --universal requirements-checkov.txt -o requirements-checkov.lock
 
 .PHONY: run
-run: $(BIN)/.installed ## the local stack on 127.0.0.1: API, state machines, KCP sandbox (Ctrl-C stops)
+run: $(BIN)/.installed $(DOT) ## the local stack on 127.0.0.1: API, state machines, KCP sandbox (Ctrl-C stops)
 	$(BIN)/python -m local
 
 .PHONY: test
@@ -83,14 +91,14 @@ typecheck: $(BIN)/.installed ## mypy strict: the layer, the functions, the local
 	$(BIN)/mypy
 
 .PHONY: pytest
-pytest: $(BIN)/.installed $(CHROMIUM) ## unit, gateway and integration tests (the real ASL on the local stack)
+pytest: $(BIN)/.installed $(CHROMIUM) $(DOT) ## unit, gateway and integration tests (the real ASL on the local stack)
 	@# Two runs: unit tests' moto mock_aws resets moto's global state when it ends, which would
 	@# empty the session stack of an integration test that xdist put after one in the same worker.
 	$(PYTEST) -n 2 -q tests/unit
 	$(PYTEST) -n 2 --dist loadfile -q tests/gateway tests/integration
 
 .PHONY: unit
-unit: $(BIN)/.installed ## the fast tests only
+unit: $(BIN)/.installed $(DOT) ## the fast tests only
 	$(PYTEST) -q tests/unit
 
 .PHONY: validate

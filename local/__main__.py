@@ -24,16 +24,27 @@ def main() -> None:
     parser.add_argument(
         "--operator-port", type=int, default=int(os.environ.get("OPERATOR_PORT", 3004))
     )
+    parser.add_argument(
+        "--console-port", type=int, default=int(os.environ.get("CONSOLE_PORT", 3005))
+    )
     args = parser.parse_args()
-    ports = {"api": args.api_port, "sandbox": args.sandbox_port, "moto": args.aws_port}
-    stack = LocalStack(ports=ports | {"inbox": args.inbox_port, "kcp_notify": args.kcp_notify_port})
+    ports = {
+        "api": args.api_port,
+        "sandbox": args.sandbox_port,
+        "moto": args.aws_port,
+        "inbox": args.inbox_port,
+        "kcp_notify": args.kcp_notify_port,
+        "operator": args.operator_port,
+        "console": args.console_port,
+    }
+    stack = LocalStack(ports=ports)
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a supervisor's stop
         signal.signal(sig, lambda *_: stopped.set())
     env = stack.start()
     print("cancelflow local stack is up (Ctrl-C stops it)\n")
-    shown = ("API_URL", "SANDBOX_URL", "KCP_NOTIFY_URL", "OPERATOR_API_URL", "AWS_ENDPOINT_URL")
-    for name in (*shown, "SHOP_API_KEY", "SHOP_B_API_KEY", "WEBHOOK_INBOX_URL"):
+    shown = ("CONSOLE_URL", "API_URL", "SANDBOX_URL", "KCP_NOTIFY_URL", "OPERATOR_API_URL")
+    for name in (*shown, "AWS_ENDPOINT_URL", "SHOP_API_KEY", "SHOP_B_API_KEY", "WEBHOOK_INBOX_URL"):
         print(f"  {name}={env[name]}")
     print(f"\n  mail:      {env['MAIL_DIR']}/")
     print("  settings:  source .local/stack.env\n", flush=True)

@@ -69,6 +69,7 @@ class LocalStack:
             "inbox": 0,
             "kcp_notify": 0,
             "operator": 0,
+            "console": 0,
         } | (ports or {})
         self.parameter_overrides = parameters or {}
         self.isolate = isolate  # each function in worker processes of its own (benches)
@@ -92,6 +93,7 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.inbox: Any = None  # the shops' webhook receiver (local/webhook_inbox.py)
         self.event_sources: Any = None  # Lambda's stream and queue pollers
+        self.console: Any = None
 
     # --- start ---------------------------------------------------------------------------
 
@@ -191,10 +193,22 @@ class LocalStack:
             "OPERATOR_ACCESS_KEY_ID": operator_key,
             "OPERATOR_SECRET_ACCESS_KEY": operator_secret,
         }
+        self.env["CONSOLE_URL"] = self._start_console()
         (self.state_dir / "stack.env").write_text(
             "".join(f"export {k}={v}\n" for k, v in self.env.items())
         )
         return self.env
+
+    def _start_console(self) -> str:
+        """The operator console (local/console), reading this stack as an operator would."""
+        from cancelflow.adapters.dynamodb.store import DynamoStore
+        from local.console import Console
+
+        assert self.template
+        store = DynamoStore(self.client("dynamodb"), self.template.physical_name("Ledger"))
+        console = Console(self.env, self.client, store)
+        self.console = console
+        return console.start(port=self.ports["console"])
 
     def _start_moto(self, port: int) -> None:
         from moto.core.config import default_user_config
@@ -285,6 +299,8 @@ class LocalStack:
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.console:
+            self.console.stop()
         if self.event_sources:
             self.event_sources.stop()
         if self.inbox:
