@@ -261,3 +261,42 @@ def test_a_subscription_charged_and_cancelled_reaches_the_shop(
         ]
     finally:
         http("DELETE", f"{shop.url}/v1/webhook-endpoints/{answer.body['id']}", headers=shop.auth)
+
+
+def test_a_cancel_made_in_kcps_admin_reaches_the_shop_as_a_signed_webhook(
+    stack: LocalStack, shop: ShopClient, paid: dict
+) -> None:
+    """Issue 15 end to end: KCP's notification -> the external cancel and its event, in one
+    write -> the stream -> the shop's endpoint, signed; the payment shows the cancel."""
+    answer = http(
+        "POST",
+        f"{shop.url}/v1/webhook-endpoints",
+        {"url": stack.env["WEBHOOK_INBOX_URL"], "events": ["payment.cancelled_externally"]},
+        shop.auth,
+    )
+    assert answer.status == 201, answer.body
+    inbox = stack.env["WEBHOOK_INBOX_URL"].replace("/hooks", "/_inbox/secrets")
+    http("POST", inbox, {"secret": answer.body["secret"]})
+    try:
+        sandbox_url = stack.env["SANDBOX_URL"]
+        cancelled = http(
+            "POST", f"{sandbox_url}/_sandbox/payments/{paid['tno']}/admin-cancel", {"amount": 5000}
+        )
+        assert cancelled.status == 202, cancelled.body
+        deadline, found = time.monotonic() + 30, []
+        while not found and time.monotonic() < deadline:
+            found = [
+                a
+                for a in stack.inbox.arrivals
+                if isinstance(a["body"], dict)
+                and a["body"].get("type") == "payment.cancelled_externally"
+                and a["body"].get("data", {}).get("tno") == paid["tno"]
+            ]
+            time.sleep(0.1)
+        assert len(found) == 1, stack.inbox.arrivals[-3:]
+        assert found[0]["verified"], found[0]["error"]
+        payment = http("GET", f"{shop.url}/v1/payments/{paid['tno']}", headers=shop.auth).body
+        assert found[0]["body"]["data"]["balance"] == payment["balance"] == paid["amount"] - 5000
+    finally:
+        endpoint_id = answer.body["id"]
+        http("DELETE", f"{shop.url}/v1/webhook-endpoints/{endpoint_id}", headers=shop.auth)
