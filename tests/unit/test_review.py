@@ -197,3 +197,13 @@ def test_keep_alive_heartbeats_open_reviews_and_measures_the_oldest(case: Case) 
     age = review.keep_alive(case.store, case.waits, case.clock)
     assert case.waits.heartbeats == ["token-1"]
     assert age is not None and age >= (case.clock.at - opened).total_seconds() - 1
+
+
+def test_the_decision_is_read_under_the_contracts_name_or_the_consoles() -> None:
+    from cancelflow.http.operator_requests import DecisionIn
+
+    for key in ("decision", "outcome"):
+        body = DecisionIn.model_validate({key: "APPLIED", "note": "KCP admin shows it"})
+        assert body.outcome == "APPLIED"
+    with pytest.raises(ValueError):
+        DecisionIn.model_validate({"decision": "MAYBE", "note": "x"})

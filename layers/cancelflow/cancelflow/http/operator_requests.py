@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class DecisionIn(BaseModel):
@@ -12,9 +12,11 @@ class DecisionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    # `decision` is the name issue 13's contract gives it; `outcome` what the console sends.
     outcome: Literal["APPLIED", "NOT_APPLIED"] = Field(
+        validation_alias=AliasChoices("decision", "outcome"),
         description="APPLIED: KCP took the cancel (the refund is made); NOT_APPLIED: it did not "
-        "(the hold is released, the shop may ask again)"
+        "(the hold is released, the shop may ask again). Sent as `decision` (or `outcome`).",
     )
     note: Annotated[
         str,
