@@ -47,18 +47,17 @@ def _app(path: Path) -> Any:
     return module.app
 
 
-def generate() -> dict[str, Any]:
-    """One document for every function that serves the shop API's routes (KCP's notification
-    API is not the shops' contract)."""
+def merged(api: str, title: str, version: str, description: str) -> dict[str, Any]:
+    """One document from every function that serves the template's routes of `api`."""
     sys.path.insert(0, str(ROOT / "layers" / "cancelflow"))
     template = Template()
-    serving = sorted({r["function"] for r in template.api_routes() if r["api"] == "ShopApi"})
+    serving = sorted({r["function"] for r in template.api_routes() if r["api"] == api})
     functions = template.functions()
     doc: dict[str, Any] = {}
     for logical_id in serving:
         schema = json.loads(
             _app(functions[logical_id].code_dir / "app.py").get_openapi_json_schema(
-                title=TITLE, version=VERSION, description=DESCRIPTION
+                title=title, version=version, description=description
             )
         )
         if not doc:
@@ -69,6 +68,12 @@ def generate() -> dict[str, Any]:
             schema.get("components", {}).get("schemas", {})
         )
     doc["paths"] = dict(sorted(doc["paths"].items()))
+    return doc
+
+
+def generate() -> dict[str, Any]:
+    """The shop API's document (KCP's notification API is not the shops' contract)."""
+    doc = merged("ShopApi", TITLE, VERSION, DESCRIPTION)
     doc.setdefault("components", {})["securitySchemes"] = {
         "shopKey": {"type": "http", "scheme": "bearer", "description": "The shop's secret API key"}
     }

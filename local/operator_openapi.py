@@ -5,11 +5,10 @@ tests/unit/test_openapi.py fails when the file and the code differ)."""
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
-from local.openapi import _app
-from local.template import ROOT, Template
+from local.openapi import merged
+from local.template import ROOT
 
 OUT = ROOT / "operator-openapi.json"
 TITLE = "cancelflow operator API"
@@ -24,25 +23,7 @@ DESCRIPTION = (
 
 
 def generate() -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "layers" / "cancelflow"))
-    template = Template()
-    serving = sorted({r["function"] for r in template.api_routes() if r["api"] == "OperatorApi"})
-    functions = template.functions()
-    doc: dict[str, Any] = {}
-    for logical_id in serving:
-        schema = json.loads(
-            _app(functions[logical_id].code_dir / "app.py").get_openapi_json_schema(
-                title=TITLE, version=VERSION, description=DESCRIPTION
-            )
-        )
-        if not doc:
-            doc = schema
-            continue
-        doc["paths"].update(schema.get("paths", {}))
-        doc.setdefault("components", {}).setdefault("schemas", {}).update(
-            schema.get("components", {}).get("schemas", {})
-        )
-    doc["paths"] = dict(sorted(doc["paths"].items()))
+    doc = merged("OperatorApi", TITLE, VERSION, DESCRIPTION)
     doc.setdefault("components", {})["securitySchemes"] = {
         "sigv4": {
             "type": "apiKey",
