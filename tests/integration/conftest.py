@@ -7,12 +7,15 @@ sandbox's state, the execution history, the mail folder).
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +251,30 @@ def waiting_for_review(stack: LocalStack, execution_arn: str, timeout: float = 3
                 if "stateEnteredEventDetails" in e
             ]
         time.sleep(0.05)
+
+
+# --- a real browser: Debian's chromium driven by Playwright (never its own download) -------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).is_file(), "no chromium: run make setup (it apt-get installs chromium)"
+    with tempfile.TemporaryDirectory() as home, sync_playwright() as playwright:
+        # chromium_sandbox=False: CI runs as root, where chromium's sandbox cannot start.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, chromium_sandbox=False, env={"HOME": home}
+        )
+        yield browser
+        browser.close()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from local.console import graph
 from local.stack import LocalStack
@@ -25,29 +23,8 @@ from .conftest import Sandbox, ShopClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".local" / "screenshots" / "console"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags chromium keeps dialling out (a closed network refuses).
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HAPPY_PATH = ["Decide", "SendCancel", "Settle", "Notify"]  # README: how a cancel runs
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), "no chromium: run make setup (it apt-get installs chromium)"
-    with tempfile.TemporaryDirectory() as home, sync_playwright() as playwright:
-        # chromium_sandbox=False: CI runs as root, where chromium's sandbox cannot start.
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, chromium_sandbox=False, env={"HOME": home}
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -7,43 +7,20 @@ Debian's chromium (`make setup` installs it), driven by Playwright; the screensh
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / ".local" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags chromium keeps dialling Google, which this
 # machine's closed network refuses.
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CANCEL = ("post", "/v1/payments/{tno}/cancellations")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).is_file(), "no chromium: run make setup (it apt-get installs chromium)"
-    with tempfile.TemporaryDirectory() as home, sync_playwright() as playwright:
-        # chromium_sandbox=False: CI runs as root, where chromium's sandbox cannot start.
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, chromium_sandbox=False, env={"HOME": home}
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
