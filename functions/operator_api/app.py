@@ -26,8 +26,7 @@ from cancelflow.http.operator_views import (
     review_summary_view,
     shop_view,
 )
-from cancelflow.kernel import cursor as cursor_codec
-from cancelflow.kernel.errors import Conflict, Problem
+from cancelflow.kernel.errors import Problem
 from cancelflow.shops import keys
 from cancelflow.shops.model import Shop
 
@@ -81,17 +80,12 @@ def list_reviews(
         limit=limit,
         as_of=now,
     )
-    key = runtime.cursor_key()
-    position = cursor_codec.resume(cursor, query.scope(), key)
-    try:
-        page = review.review_page(runtime.store(), query, position)
-    except Conflict as outside:
-        raise Problem("INVALID_CURSOR", "cursor is not valid") from outside
+    page, next_cursor = review.list_reviews(runtime.store(), query, cursor, runtime.cursor_key())
     return _json(
         200,
         {
             "reviews": [review_summary_view(c, now) for c in page.cancellations],
-            "next_cursor": cursor_codec.following(page.next_position, query.scope(), key),
+            "next_cursor": next_cursor,
         },
     )
 

@@ -39,6 +39,7 @@ from cancelflow.cancellations.ports import (
 from cancelflow.cancellations.service import settle_with
 from cancelflow.cancellations.steps import Step
 from cancelflow.kcp.port import Gateway, InquiryAnswer, Outcome
+from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock, to_utc_text
 from cancelflow.kernel.errors import Conflict, Problem
 
@@ -231,10 +232,16 @@ def wake(waits: ReviewWaits, cancellation: Cancellation, decision: Decision) -> 
     )
 
 
-def review_page(
-    store: CancellationStore, query: ReviewQuery, position: dict[str, Any] | None
-) -> CancellationPage:
-    return store.review_page(query, position)
+def list_reviews(
+    store: CancellationStore, query: ReviewQuery, cursor: str | None, key: bytes
+) -> tuple[CancellationPage, str | None]:
+    """One page of the open review queue across shops, oldest first, and the signed cursor."""
+
+    def read(position: dict[str, Any] | None) -> tuple[CancellationPage, dict[str, Any] | None]:
+        page = store.review_page(query, position)
+        return page, page.next_position
+
+    return cursor_codec.page_through(cursor, query.scope(), key, read)
 
 
 def keep_alive(store: CancellationStore, waits: ReviewWaits, clock: Clock) -> float | None:

@@ -238,13 +238,12 @@ def list_cancellations(
     store: CancellationStore, shop_id: str, query: CancellationQuery, cursor: str | None, key: bytes
 ) -> tuple[CancellationPage, str | None]:
     """One page of the shop's cancellations, newest first, and the cursor to the next page."""
-    scope = query.scope(shop_id)
-    position = cursor_codec.resume(cursor, scope, key)
-    try:
+
+    def read(position: dict[str, Any] | None) -> tuple[CancellationPage, dict[str, Any] | None]:
         page = store.cancellation_page(shop_id, query, position)
-    except Conflict as error:
-        raise Problem("INVALID_CURSOR") from error
-    return page, cursor_codec.following(page.next_position, scope, key)
+        return page, page.next_position
+
+    return cursor_codec.page_through(cursor, query.scope(shop_id), key, read)
 
 
 # --- workflow steps ------------------------------------------------------------------------

@@ -10,9 +10,10 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
-from cancelflow.kernel.errors import Problem
+from cancelflow.kernel.errors import Conflict, Problem
 
 
 class BadCursor(ValueError):
@@ -63,3 +64,21 @@ def resume(cursor: str | None, scope: str, key: bytes) -> dict[str, Any] | None:
 def following(position: dict[str, Any] | None, scope: str, key: bytes) -> str | None:
     """The cursor to the next page, or None at the end."""
     return encode(position, scope, key) if position else None
+
+
+def page_through[T](
+    cursor: str | None,
+    scope: str,
+    key: bytes,
+    read: Callable[[dict[str, Any] | None], tuple[T, dict[str, Any] | None]],
+) -> tuple[T, str | None]:
+    """The one way every list pages: read from where the cursor says (`read` answers the page
+    and where the next one starts), and sign the cursor to the next page. A position the store
+    refuses (Conflict: not inside the caller's own list) is 400 INVALID_CURSOR, like a forged
+    one."""
+    position = resume(cursor, scope, key)
+    try:
+        found, next_position = read(position)
+    except Conflict as error:
+        raise Problem("INVALID_CURSOR") from error
+    return found, following(next_position, scope, key)

@@ -133,13 +133,12 @@ def history(
     store: PaymentStore, shop_id: str, query: HistoryQuery, cursor: str | None, key: bytes
 ) -> tuple[HistoryPage, str | None]:
     """One page of the shop's payments, newest first, and the cursor to the next page."""
-    scope = query.scope(shop_id)
-    position = cursor_codec.resume(cursor, scope, key)
-    try:
+
+    def read(position: dict[str, Any] | None) -> tuple[HistoryPage, dict[str, Any] | None]:
         page = store.history_page(shop_id, query, position)
-    except Conflict as error:
-        raise Problem("INVALID_CURSOR") from error
-    return page, cursor_codec.following(page.next_position, scope, key)
+        return page, page.next_position
+
+    return cursor_codec.page_through(cursor, query.scope(shop_id), key, read)
 
 
 def export(store: PaymentStore, shop_id: str, query: HistoryQuery) -> Iterator[Payment]:

@@ -135,12 +135,9 @@ def list_subscriptions(
 ) -> tuple[list[Subscription], str | None]:
     """One page of the shop's subscriptions, newest first, and the signed cursor to the next."""
     scope = _list_scope(shop_id, status, date_from, date_to)
-    position = cursor_codec.resume(cursor, scope, key)
-    try:
-        found, following = store.page(shop_id, status, date_from, date_to, limit, position)
-    except Conflict as error:
-        raise Problem("INVALID_CURSOR") from error
-    return found, cursor_codec.following(following, scope, key)
+    return cursor_codec.page_through(
+        cursor, scope, key, lambda at: store.page(shop_id, status, date_from, date_to, limit, at)
+    )
 
 
 def _list_scope(shop_id: str, status: str | None, since: date | None, until: date | None) -> str:
