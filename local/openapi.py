@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from local.template import ROOT, Template
 
 OUT = ROOT / "openapi.json"
@@ -78,13 +80,16 @@ def generate() -> dict[str, Any]:
         "shopKey": {"type": "http", "scheme": "bearer", "description": "The shop's secret API key"}
     }
     doc["security"] = [{"shopKey": []}]
-    _only_what_is_sent(doc)
+    from cancelflow.http import responses
+
+    only_what_is_sent(doc, (responses.PolicyIn, responses.PolicyPatch))
     return doc
 
 
-def _only_what_is_sent(doc: dict[str, Any]) -> None:
+def only_what_is_sent(doc: dict[str, Any], named: tuple[type[BaseModel], ...] = ()) -> None:
     """Drop Powertools' validation answers, add the models the routes name by reference
-    (problem+json, the policy bodies), and the Request-Id header on every answer."""
+    (problem+json, and `named`: bodies a route reads itself), and the Request-Id header on
+    every answer."""
     from cancelflow.http import responses
     from cancelflow.http.api import answers as declared
 
@@ -115,7 +120,8 @@ def _only_what_is_sent(doc: dict[str, Any]) -> None:
             operation["responses"] = dict(sorted(answers.items()))
     for name in POWERTOOLS_ONLY:
         schemas.pop(name, None)
-    for model in (responses.Problem, responses.PolicyIn, responses.PolicyPatch):
+    models: tuple[type[BaseModel], ...] = (responses.Problem, *named)
+    for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local.openapi import merged
+from local.openapi import merged, only_what_is_sent
 from local.template import ROOT
 
 OUT = ROOT / "operator-openapi.json"
@@ -35,6 +35,7 @@ def generate() -> dict[str, Any]:
         }
     }
     doc["security"] = [{"sigv4": []}]
+    only_what_is_sent(doc)
     return doc
 
 

@@ -69,7 +69,7 @@ def onboard(env: dict[str, str], name: str, shop_id: str = "", email: str = "") 
         raise RuntimeError(f"POST /v1/shops answered {created_status}: {shop}")
     smgr = boto3.client("secretsmanager", region_name=REGION, endpoint_url=env["AWS_ENDPOINT_URL"])
     smgr.create_secret(Name=shop["kcp_secret_id"], SecretString=json.dumps(credentials))
-    key_status, key = signed(env, "POST", f"/v1/shops/{shop_id}/keys")
+    key_status, key = signed(env, "POST", f"/v1/shops/{shop_id}/api-keys")
     if key_status != 201:
         raise RuntimeError(f"POST /v1/shops/{shop_id}/keys answered {key_status}: {key}")
     return {"shop": shop, "site_cd": site_cd, "key": key}

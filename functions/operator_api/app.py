@@ -2,10 +2,10 @@
 cancellation across shops. Thin routes over cancelflow.cancellations.review."""
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,10 +13,13 @@ from cancelflow import runtime
 from cancelflow.adapters import logs
 from cancelflow.cancellations import review
 from cancelflow.cancellations.ports import ReviewQuery
+from cancelflow.http import operator_responses as out
 from cancelflow.http.api import (
+    OPERATOR_PROBLEMS,
+    answers,
     install_problem_handlers,
-    json_text,
     refuse_non_json,
+    resolver,
     with_request_id,
 )
 from cancelflow.http.operator_requests import DecisionIn, ShopIn
@@ -31,7 +34,7 @@ from cancelflow.shops import keys
 from cancelflow.shops.model import Shop
 
 logger = Logger()
-app = APIGatewayRestResolver(enable_validation=True)
+app = resolver()
 install_problem_handlers(app, logger)
 
 CancellationId = Annotated[str, Path(pattern=r"^cnl_[A-Za-z0-9_-]{1,64}$")]
@@ -39,8 +42,11 @@ ShopId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 KeyId = Annotated[str, Path(pattern=r"^key_[a-f0-9]{16}$")]
 
 
-def _json(status: int, body: dict) -> Response:
-    return Response(status, "application/json", json_text(body))
+TAGS_REVIEW, TAGS_CNL, TAGS_SHOP = ["reviews"], ["cancellations"], ["shops"]
+
+
+def _answers(success: dict[int, str], *codes: str, body: bool = False) -> dict[int, Any]:
+    return answers(success, *codes, body=body, common=OPERATOR_PROBLEMS)
 
 
 def operator() -> str:
@@ -62,7 +68,15 @@ def _execution(cancellation) -> str:
     )
 
 
-@app.get("/v1/reviews")
+@app.get(
+    "/v1/reviews",
+    operation_id="listReviews",
+    summary="The review queue across shops",
+    description="Open reviews (cancels KCP never told the fate of), oldest first; filter by "
+    "shop, age and amount. Follow next_cursor for more.",
+    tags=TAGS_REVIEW,
+    responses=_answers({200: "A page of open reviews"}, "INVALID_CURSOR"),
+)
 def list_reviews(
     shop: Annotated[str | None, Query(max_length=64, description="one shop's reviews")] = None,
     min_age_minutes: Annotated[
@@ -71,7 +85,7 @@ def list_reviews(
     min_amount: Annotated[int | None, Query(ge=0, description="KRW")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
-):
+) -> out.ReviewPage:
     now = runtime.clock.now()
     query = ReviewQuery(
         shop_id=shop or "",
@@ -81,27 +95,43 @@ def list_reviews(
         as_of=now,
     )
     page, next_cursor = review.list_reviews(runtime.store(), query, cursor, runtime.cursor_key())
-    return _json(
-        200,
-        {
-            "reviews": [review_summary_view(c, now) for c in page.cancellations],
-            "next_cursor": next_cursor,
-        },
-    )
+    items = [review_summary_view(c, now) for c in page.cancellations]
+    return out.ReviewPage(items=items, next_cursor=next_cursor)
 
 
-@app.get("/v1/reviews/<cancellation_id>")
-def review_case(cancellation_id: CancellationId):
+@app.get(
+    "/v1/reviews/<cancellation_id>",
+    operation_id="getReview",
+    summary="A review case with its evidence",
+    description="The cancellation with every attempt, KCP's answer to a fresh inquiry, both "
+    "sides' balances and what each outcome would read as (`evidence`).",
+    tags=TAGS_REVIEW,
+    responses=_answers({200: "The case"}, "CANCELLATION_NOT_FOUND"),
+)
+def review_case(cancellation_id: CancellationId) -> out.OperatorCancellation:
     case = _find(cancellation_id)
     gateway = runtime.gateway_for(runtime.shop(case.shop_id))
     evidence = review.evidence(runtime.store(), gateway, case)
-    return _json(
-        200, operator_cancellation_view(case, _execution(case), runtime.clock.now(), evidence)
-    )
+    return operator_cancellation_view(case, _execution(case), runtime.clock.now(), evidence)
 
 
-@app.post("/v1/reviews/<cancellation_id>/decision")
-def decide(cancellation_id: CancellationId, body: DecisionIn):
+@app.post(
+    "/v1/reviews/<cancellation_id>/decision",
+    operation_id="decideReview",
+    summary="Decide a review: APPLIED or NOT_APPLIED, with a note",
+    description="Recorded on the cancellation (who, when, note, the evidence shown); the "
+    "waiting execution then settles and notifies. The same decision again re-sends it.",
+    tags=TAGS_REVIEW,
+    responses=_answers(
+        {202: "Recorded; the execution goes on"},
+        "CANCELLATION_NOT_FOUND",
+        "REVIEW_NOT_OPEN",
+        "REVIEW_DECIDED",
+        "REVIEW_CHANGED",
+        body=True,
+    ),
+)
+def decide(cancellation_id: CancellationId, body: DecisionIn) -> Response[out.DecidedCancellation]:
     case = _find(cancellation_id)
     decided, how = review.decide(
         runtime.store(),
@@ -124,47 +154,82 @@ def decide(cancellation_id: CancellationId, body: DecisionIn):
         },
     )
     view = operator_cancellation_view(decided, _execution(decided), runtime.clock.now())
-    return _json(202, view | {"workflow": how})
+    answer = out.DecidedCancellation(**view.model_dump(exclude_unset=True), workflow=how)
+    return Response(202, "application/json", answer)
 
 
-@app.get("/v1/cancellations/<cancellation_id>")
-def cancellation(cancellation_id: CancellationId):
+@app.get(
+    "/v1/cancellations/<cancellation_id>",
+    operation_id="getAnyCancellation",
+    summary="Any shop's cancellation by id",
+    tags=TAGS_CNL,
+    responses=_answers({200: "The cancellation"}, "CANCELLATION_NOT_FOUND"),
+)
+def cancellation(cancellation_id: CancellationId) -> out.OperatorCancellation:
     found = _find(cancellation_id)
-    return _json(200, operator_cancellation_view(found, _execution(found), runtime.clock.now()))
+    return operator_cancellation_view(found, _execution(found), runtime.clock.now())
 
 
-@app.post("/v1/shops")
-def create_shop(body: ShopIn):
+@app.post(
+    "/v1/shops",
+    operation_id="createShop",
+    summary="Onboard a shop",
+    description="Then issue its first API key (POST /v1/shops/{shop_id}/api-keys).",
+    tags=TAGS_SHOP,
+    responses=_answers({201: "Created"}, "SHOP_EXISTS", body=True),
+)
+def create_shop(body: ShopIn) -> Response[out.ShopOnboarded]:
     prefix = runtime.setting("KCP_SECRET_PREFIX", "cancelflow/kcp/")
     shop = Shop(body.shop_id, body.name, body.email, body.kcp_secret_id or prefix + body.shop_id)
     created = keys.create_shop(runtime.store(), runtime.clock, shop)
     logger.info("shop created", extra={"shop_id": shop.shop_id, "by": operator()})
-    return _json(201, shop_view(created))
+    return Response(201, "application/json", shop_view(created))
 
 
-@app.post("/v1/shops/<shop_id>/keys")
-def issue_key(shop_id: ShopId):
+@app.post(
+    "/v1/shops/<shop_id>/api-keys",
+    operation_id="issueApiKey",
+    summary="Issue an API key (shown once)",
+    tags=TAGS_SHOP,
+    responses=_answers({201: "Issued"}, "SHOP_NOT_FOUND"),
+)
+def issue_key(shop_id: ShopId) -> Response[out.IssuedApiKey]:
     """A new key (shown once). Keys issued before keep working: rotate by issuing a new one,
     moving the shop's servers to it, then revoking the old one."""
     key, secret = keys.issue_key(runtime.store(), runtime.clock, shop_id)
     logger.info(
         "api key issued", extra={"shop_id": shop_id, "key_id": key.key_id, "by": operator()}
     )
-    return _json(201, api_key_view(key) | {"api_key": secret})
+    issued = out.IssuedApiKey(**api_key_view(key).model_dump(), api_key=secret)
+    return Response(201, "application/json", issued)
 
 
-@app.get("/v1/shops/<shop_id>/keys")
-def list_keys(shop_id: ShopId):
-    return _json(200, {"keys": [api_key_view(k) for k in keys.list_keys(runtime.store(), shop_id)]})
+@app.get(
+    "/v1/shops/<shop_id>/api-keys",
+    operation_id="listApiKeys",
+    summary="A shop's keys and their last use",
+    description="Active and revoked keys, never their secrets.",
+    tags=TAGS_SHOP,
+    responses=_answers({200: "The shop's keys"}, "SHOP_NOT_FOUND"),
+)
+def list_keys(shop_id: ShopId) -> out.ApiKeyPage:
+    items = [api_key_view(k) for k in keys.list_keys(runtime.store(), shop_id)]
+    return out.ApiKeyPage(items=items, next_cursor=None)
 
 
-@app.delete("/v1/shops/<shop_id>/keys/<key_id>")
-def revoke_key(shop_id: ShopId, key_id: KeyId):
+@app.delete(
+    "/v1/shops/<shop_id>/api-keys/<key_id>",
+    operation_id="revokeApiKey",
+    summary="Revoke an API key",
+    tags=TAGS_SHOP,
+    responses=_answers({200: "Revoked"}, "SHOP_NOT_FOUND", "API_KEY_NOT_FOUND"),
+)
+def revoke_key(shop_id: ShopId, key_id: KeyId) -> out.ApiKey:
     """Revoke a key: refused on a fresh request at once, and everywhere within the shop
     authorizer's cache time (60 s)."""
     key = keys.revoke_key(runtime.store(), runtime.clock, shop_id, key_id)
     logger.info("api key revoked", extra={"shop_id": shop_id, "key_id": key_id, "by": operator()})
-    return _json(200, api_key_view(key))
+    return api_key_view(key)
 
 
 @logs.inject_lambda_context(logger, correlation_id_path="requestContext.requestId")

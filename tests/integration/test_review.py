@@ -61,7 +61,7 @@ def test_an_applied_decision_ends_the_same_execution_succeeded_and_emails_the_cu
 
     note = "KCP merchant admin shows the cancel at 14:02"
     decided = operator.call(
-        "POST", f"/v1/reviews/{cid}/decision", {"outcome": "APPLIED", "note": note}
+        "POST", f"/v1/reviews/{cid}/decision", {"decision": "APPLIED", "note": note}
     )
     assert decided.status == 202, decided.body
     assert decided.body["workflow"] == "RESUMED"
@@ -151,21 +151,21 @@ def test_the_queue_lists_open_reviews_across_shops_oldest_first_with_filters(
     assert b["status"] == "NEEDS_REVIEW"
     waiting_for_review(stack, b["execution_id"])
 
-    listed = operator.call("GET", "/v1/reviews?limit=100").body["reviews"]
+    listed = operator.call("GET", "/v1/reviews?limit=100").body["items"]
     ids = [r["cancellation_id"] for r in listed]
     assert ids.index(a["cancellation_id"]) < ids.index(b["cancellation_id"])  # oldest first
-    only_b = operator.call("GET", "/v1/reviews?shop=shop-b&limit=100").body["reviews"]
+    only_b = operator.call("GET", "/v1/reviews?shop=shop-b&limit=100").body["items"]
     assert b["cancellation_id"] in [r["cancellation_id"] for r in only_b]
     assert all(r["shop_id"] == "shop-b" for r in only_b)
-    large = operator.call("GET", "/v1/reviews?min_amount=20000&limit=100").body["reviews"]
+    large = operator.call("GET", "/v1/reviews?min_amount=20000&limit=100").body["items"]
     assert a["cancellation_id"] not in [r["cancellation_id"] for r in large]
-    old = operator.call("GET", "/v1/reviews?min_age_minutes=60").body["reviews"]
+    old = operator.call("GET", "/v1/reviews?min_age_minutes=60").body["items"]
     assert b["cancellation_id"] not in [r["cancellation_id"] for r in old]
 
     page = operator.call("GET", "/v1/reviews?limit=1").body
-    assert len(page["reviews"]) == 1 and page["next_cursor"]
+    assert len(page["items"]) == 1 and page["next_cursor"]
     following = operator.call("GET", f"/v1/reviews?limit=1&cursor={page['next_cursor']}").body
-    assert following["reviews"][0]["cancellation_id"] != page["reviews"][0]["cancellation_id"]
+    assert following["items"][0]["cancellation_id"] != page["items"][0]["cancellation_id"]
 
     other_shop = operator.call("GET", f"/v1/cancellations/{b['cancellation_id']}")
     assert (other_shop.status, other_shop.body["shop_id"]) == (200, "shop-b")
@@ -184,7 +184,7 @@ def test_a_decision_after_the_wait_ended_redrives_the_execution_to_its_end(
     sfn.stop_execution(executionArn=case["execution_id"])
     assert stack.wait_for_execution(case["execution_id"])["status"] == "ABORTED"
     assert shop.cancellation(cid).body["status"] == "NEEDS_REVIEW"
-    listed = operator.call("GET", "/v1/reviews?limit=100").body["reviews"]
+    listed = operator.call("GET", "/v1/reviews?limit=100").body["items"]
     assert cid in [r["cancellation_id"] for r in listed]
 
     decided = operator.call(

@@ -1,5 +1,6 @@
-"""openapi.json's examples are answers the API could send: each renders through its model, and
-every problem code a response lists is one the catalogue answers with that status."""
+"""The API documents' examples are answers the APIs could send: each renders through its model,
+and every problem code a response lists is one the catalogue answers with that status. The shop
+API's openapi.json and the operator API's operator-openapi.json are held to the same rules."""
 
 from __future__ import annotations
 
@@ -9,40 +10,38 @@ from typing import Any
 
 import pytest
 
+from cancelflow.http import operator_requests, operator_responses, responses
 from cancelflow.http import requests as schemas
-from cancelflow.http import responses
 from cancelflow.http import subscription_requests as billing_schemas
 from cancelflow.http.api import eligibility_refusals
 from cancelflow.kernel.errors import CATALOGUE
 from cancelflow.kernel.reasons import REASONS
+from local import operator_openapi
 from local.openapi import OUT
 from local.template import Template
 
 DOC = json.loads(OUT.read_text(encoding="utf-8"))
-SCHEMAS = DOC["components"]["schemas"]
+OPERATOR_DOC = json.loads(operator_openapi.OUT.read_text(encoding="utf-8"))
+DOCS = {"shop": DOC, "operator": OPERATOR_DOC}
+MODELS = {
+    "shop": (responses, schemas, billing_schemas),
+    "operator": (operator_responses, operator_requests, responses),
+}
 OPERATIONS = [
-    (f"{method.upper()} {path}", operation)
-    for path, methods in DOC["paths"].items()
+    (f"{api}: {method.upper()} {path}", operation, doc["components"]["schemas"])
+    for api, doc in DOCS.items()
+    for path, methods in doc["paths"].items()
     for method, operation in methods.items()
 ]
 EXAMPLES = [
-    pytest.param(name, example, id=f"{name}[{i}]")
-    for name, schema in SCHEMAS.items()
+    pytest.param(api, name, example, id=f"{api}:{name}[{i}]")
+    for api, doc in DOCS.items()
+    for name, schema in doc["components"]["schemas"].items()
     for i, example in enumerate(schema.get("examples", []))
 ]
 # Codes no operation answers: NOT_FOUND is API Gateway's answer for a route it does not have;
 # the others belong to operator commands (make charge-tno) or are not raised yet.
 UNANSWERED = {"NOT_FOUND", "METHOD_NOT_ALLOWED", "CHARGE_NOT_FOUND", "SUBSCRIPTION_REFUND_MANUAL"}
-# Answered by the operator API only (operator-openapi.json), not by the shop API.
-OPERATOR_ONLY = {
-    "FORBIDDEN",
-    "REVIEW_DECIDED",
-    "REVIEW_NOT_OPEN",
-    "REVIEW_CHANGED",
-    "SHOP_EXISTS",
-    "SHOP_NOT_FOUND",
-    "API_KEY_NOT_FOUND",
-}
 
 
 def _ref(schema: dict[str, Any]) -> str:
@@ -52,23 +51,23 @@ def _ref(schema: dict[str, Any]) -> str:
 def _problem_answers() -> list[tuple[str, int, dict[str, Any]]]:
     return [
         (name, int(status), answer["content"]["application/problem+json"])
-        for name, operation in OPERATIONS
+        for name, operation, _ in OPERATIONS
         for status, answer in operation["responses"].items()
         if "application/problem+json" in answer.get("content", {})
     ]
 
 
-@pytest.mark.parametrize(("name", "example"), EXAMPLES)
-def test_every_example_renders_through_its_model_unchanged(name: str, example: Any) -> None:
-    model = next(
-        getattr(m, name) for m in (responses, schemas, billing_schemas) if hasattr(m, name)
-    )
+@pytest.mark.parametrize(("api", "name", "example"), EXAMPLES)
+def test_every_example_renders_through_its_model_unchanged(
+    api: str, name: str, example: Any
+) -> None:
+    model = next(getattr(m, name) for m in MODELS[api] if hasattr(m, name))
     rendered = model.model_validate(example).model_dump(mode="json", exclude_unset=True)
     assert rendered == example
 
 
 def test_every_success_answer_names_a_model_with_an_example() -> None:
-    for name, operation in OPERATIONS:
+    for name, operation, schemas_ in OPERATIONS:
         successes = {s: a for s, a in operation["responses"].items() if s.startswith(("2", "3"))}
         assert successes, name
         for status, answer in successes.items():
@@ -76,7 +75,7 @@ def test_every_success_answer_names_a_model_with_an_example() -> None:
                 assert "content" not in answer, name
                 continue
             schema = answer["content"]["application/json"]["schema"]
-            assert SCHEMAS[_ref(schema)].get("examples"), (name, status)
+            assert schemas_[_ref(schema)].get("examples"), (name, status)
             assert answer["headers"]["Request-Id"]["required"] is True, (name, status)
 
 
@@ -97,7 +96,7 @@ def test_every_code_the_catalogue_has_is_documented_on_some_operation() -> None:
     }
     # The catalogue also holds every reason a cancellation can end with (its `reasons`): only
     # the eligibility refusals among them are answers of the API.
-    assert (set(CATALOGUE) - set(REASONS)) - documented == UNANSWERED | OPERATOR_ONLY
+    assert (set(CATALOGUE) - set(REASONS)) - documented == UNANSWERED
     assert set(eligibility_refusals()) <= documented
     assert set(responses.GATEWAY_PROBLEMS) <= documented
 
@@ -121,15 +120,28 @@ def test_the_gateway_problems_are_the_templates_gateway_responses() -> None:
         assert answered.get(code) == {status}, code
 
 
-def test_the_document_is_valid_openapi() -> None:
+@pytest.mark.parametrize("api", DOCS)
+def test_the_document_is_valid_openapi(api: str) -> None:
     from openapi_spec_validator import validate
 
-    validate(DOC)
+    validate(DOCS[api])
 
 
-def test_no_operation_documents_powertools_validation_errors() -> None:
-    text = OUT.read_text(encoding="utf-8")
+@pytest.mark.parametrize("api", DOCS)
+def test_no_operation_documents_powertools_validation_errors(api: str) -> None:
+    text = json.dumps(DOCS[api])
     assert "HTTPValidationError" not in text and "ResponseValidationError" not in text
+
+
+def test_the_operator_api_answers_forbidden_never_the_shop_apis_unauthorized() -> None:
+    operator_codes = {
+        code
+        for name, _, content in _problem_answers()
+        if name.startswith("operator:")
+        for code in content["schema"]["properties"]["code"]["enum"]
+    }
+    assert "FORBIDDEN" in operator_codes
+    assert not operator_codes & {"UNAUTHORIZED", "SHOP_NOT_PROVISIONED", "RATE_LIMITED"}
 
 
 def test_an_operation_that_requires_an_idempotency_key_says_so() -> None:

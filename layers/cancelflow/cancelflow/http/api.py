@@ -45,6 +45,8 @@ COMMON_PROBLEMS = (
     "INTERNAL_ERROR",
     "SERVICE_UNAVAILABLE",
 )
+# The operator API's: IAM refuses what is not signed by an allowed principal (403).
+OPERATOR_PROBLEMS = ("FORBIDDEN", "VALIDATION_FAILED", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE")
 # An operation with a JSON body can also answer these.
 BODY_PROBLEMS = ("MALFORMED_JSON", "UNSUPPORTED_MEDIA_TYPE")
 
@@ -67,9 +69,11 @@ def answers(
     *codes: str,
     body: bool = False,
     headers: dict[int, dict[str, str]] | None = None,
+    common: tuple[str, ...] = COMMON_PROBLEMS,
 ) -> dict[int, Any]:
     """The OpenAPI responses of an operation: its successes (the return model's schema) and,
-    per status, a problem+json schema whose `code` lists exactly the codes it can answer."""
+    per status, a problem+json schema whose `code` lists exactly the codes it can answer
+    (`common`: what every operation of its API can answer)."""
     declared: dict[int, Any] = {}
     for status, description in success.items():
         declared[status] = {"description": description}
@@ -79,7 +83,7 @@ def answers(
                 for name, text in headers[status].items()
             }
     by_status: dict[int, set[str]] = {}
-    for code in (*COMMON_PROBLEMS, *(BODY_PROBLEMS if body else ()), *codes):
+    for code in (*common, *(BODY_PROBLEMS if body else ()), *codes):
         by_status.setdefault(status_of(code), set()).add(code)
     for status, found in sorted(by_status.items()):
         listed = sorted(found)
