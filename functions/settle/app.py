@@ -46,5 +46,7 @@ def handler(event: SettleEvent, context: LambdaContext) -> dict:
         unit=MetricUnit.Count,
         value=1,
     )
+    if "INTERNAL_ERROR" in outcome["reasons"]:  # a step crashed on what it did not expect: alarm
+        metrics.add_metric(name="CancellationsInternalError", unit=MetricUnit.Count, value=1)
     logger.info("settled", extra=outcome)
     return outcome
