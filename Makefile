@@ -132,9 +132,9 @@ charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate
 	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
 
 .PHONY: trace
-trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billing run on the running `make run` stack: record, execution history, KCP calls, emails, log lines (ID=)
+trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billing run: record, execution history, KCP calls, emails, log lines (ID=; STACK= [REGION=] [SHOP=] for a deployed stack, with your AWS credentials)
 	@test -n "$(ID)" || { echo "usage: make trace ID=<cancellation id | subscription id | billing run name>"; exit 1; }
-	$(BIN)/python -m local.trace "$(ID)"
+	$(BIN)/python -m local.trace "$(ID)" $(if $(STACK),--stack "$(STACK)") $(if $(REGION),--region "$(REGION)") $(if $(SHOP),--shop "$(SHOP)")
 
 .PHONY: openapi
 openapi: $(BIN)/.installed ## regenerate openapi.json and operator-openapi.json from the code (a test fails when either drifts)

@@ -26,15 +26,22 @@ from local.bill import stack_env
 from local.template import REGION
 
 
-def signed(env: dict[str, str], method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """Call the operator API as an operator: SigV4, service execute-api, the stack's region."""
+def signed(
+    env: dict[str, str],
+    method: str,
+    path: str,
+    body: Any = None,
+    credentials: Credentials | None = None,
+) -> tuple[int, Any]:
+    """Call the operator API as an operator: SigV4, service execute-api, the stack's region;
+    with the stack's operator keys (.local/stack.env) unless given an AWS session's own."""
     url = env["OPERATOR_API_URL"] + path
     data = json.dumps(body).encode() if body is not None else None
     request = AWSRequest(method, url, data=data, headers={"Content-Type": "application/json"})
-    credentials = Credentials(
+    credentials = credentials or Credentials(
         env["OPERATOR_AWS_ACCESS_KEY_ID"], env["OPERATOR_AWS_SECRET_ACCESS_KEY"]
     )
-    SigV4Auth(credentials, "execute-api", REGION).add_auth(request)
+    SigV4Auth(credentials, "execute-api", env.get("AWS_REGION", REGION)).add_auth(request)
     headers = dict(request.headers)
     sent = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     try:

@@ -185,6 +185,7 @@ class LocalStack:
             "MAIL_DIR": str(self.mail.folder),
             "SHOP_API_KEY": self.shops[0].api_key,
             "SHOP_B_API_KEY": self.shops[1].api_key,
+            "SHOP_IDS": ",".join(s.shop_id for s in self.shops),
             "WEBHOOK_INBOX_URL": self.inbox.url,
             "OPERATOR_API_URL": operator_url,
             "OPERATOR_AWS_ACCESS_KEY_ID": operator_key,

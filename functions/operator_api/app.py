@@ -29,9 +29,11 @@ from cancelflow.http.operator_views import (
     review_summary_view,
     shop_view,
 )
+from cancelflow.http.subscription_views import charge_view, subscription_view
 from cancelflow.kernel.errors import Problem
 from cancelflow.shops import keys
 from cancelflow.shops.model import Shop
+from cancelflow.subscriptions import service as subscriptions
 
 logger = Logger()
 app = resolver()
@@ -40,6 +42,7 @@ install_problem_handlers(app, logger)
 CancellationId = Annotated[str, Path(pattern=r"^cnl_[A-Za-z0-9_-]{1,64}$")]
 ShopId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 KeyId = Annotated[str, Path(pattern=r"^key_[a-f0-9]{16}$")]
+SubscriptionId = Annotated[str, Path(pattern=r"^sub_[A-Za-z0-9_-]{1,64}$")]
 
 
 TAGS_REVIEW, TAGS_CNL, TAGS_SHOP = ["reviews"], ["cancellations"], ["shops"]
@@ -168,6 +171,23 @@ def decide(cancellation_id: CancellationId, body: DecisionIn) -> Response[out.De
 def cancellation(cancellation_id: CancellationId) -> out.OperatorCancellation:
     found = _find(cancellation_id)
     return operator_cancellation_view(found, _execution(found), runtime.clock.now())
+
+
+@app.get(
+    "/v1/shops/<shop_id>/subscriptions/<subscription_id>",
+    operation_id="getShopSubscription",
+    summary="A shop's subscription with every charge",
+    description="Read-only: what the shop sees, its shop, and each charge (KCP's answer "
+    "included). `make trace` reads a subscription here.",
+    tags=TAGS_SHOP,
+    responses=_answers({200: "The subscription and its charges"}, "SUBSCRIPTION_NOT_FOUND"),
+)
+def shop_subscription(shop_id: ShopId, subscription_id: SubscriptionId) -> out.OperatorSubscription:
+    store = runtime.billing_store()
+    sub = subscriptions.get(store, shop_id, subscription_id)
+    charges = [charge_view(c, "en") for c in subscriptions.charges(store, shop_id, subscription_id)]
+    view = subscription_view(sub).model_dump(mode="json")
+    return out.OperatorSubscription.model_validate(view | {"shop_id": shop_id, "charges": charges})
 
 
 @app.post(

@@ -14,7 +14,12 @@ from local.stack import LocalStack
 from local.template import ROOT
 from local.trace import Trace
 
+from .billing_support import batch_key, bill, subscribe
 from .conftest import Sandbox, ShopClient, mails_about
+
+# What a deployed stack offers the trace: the operator API, Step Functions, CloudWatch Logs
+# (no KCP sandbox journal, no mail folder).
+LOCAL_ONLY = ("SANDBOX_URL", "MAIL_DIR", "API_URL", "SHOP_API_KEY", "SHOP_B_API_KEY")
 
 
 @pytest.fixture
@@ -60,7 +65,10 @@ def test_trace_of_a_finished_cancel_names_its_record_states_kcp_call_emails_and_
     assert "path taken: Decide → SendCancel → Settle → Notify" in text
     assert '"cancellation_id":"' + accepted["cancellation_id"] in text  # a state's input
     kcp = [line for line in text.splitlines() if line.strip().endswith("answer 0000")]
-    assert len(kcp) == 1 and "cancel" in kcp[0] and paid["tno"] in kcp[0]
+    assert len(kcp) == 1 and "cancel" in kcp[0] and paid["tno"] in kcp[0]  # KCP's journal
+    logged = [line for line in text.splitlines() if "SUCCEEDED  res_cd 0000" in line]
+    assert len(logged) == 1 and paid["tno"] in logged[0]  # the client's `kcp call` line
+    assert "to ki***@example.com:" in text and "to sh***@demo-shop.example:" in text
     assert "To: kim@example.com" in text and "To: shop@demo-shop.example" in text
     logs = text.split("== log lines")[1]
     assert '"message":"settled"' in logs.replace(" ", "")
@@ -83,3 +91,42 @@ def test_make_trace_without_an_id_prints_its_usage() -> None:
     )
     assert done.returncode != 0
     assert "usage: make trace ID=" in done.stdout + done.stderr
+
+
+def test_trace_reads_a_cancel_from_what_a_deployed_stack_has_operator_api_executions_logs(
+    stack: LocalStack, shop: ShopClient, paid: dict, functions_log_info: None
+) -> None:
+    accepted = shop.cancel(paid["tno"]).body
+    outcome = shop.outcome(accepted["cancellation_id"])
+    assert len(mails_about(stack, outcome)) == 2
+    deployed_like = {k: v for k, v in stack.env.items() if k not in LOCAL_ONLY}
+
+    text = "\n".join(Trace(deployed_like).lines(accepted["cancellation_id"]))
+
+    assert '"status": "SUCCEEDED"' in text and '"shop_id": "demo-shop"' in text
+    assert "path taken: Decide → SendCancel → Settle → Notify" in text
+    kcp = text.split("== KCP calls")[1].split("== emails")[0]
+    assert "SUCCEEDED  res_cd 0000" in kcp and paid["tno"] in kcp
+    assert "what KCP received" not in kcp
+    emails = text.split("== emails")[1].split("== log lines")[0]
+    assert emails.count("  to ") == 2 and "ki***@example.com" in emails
+    assert "kim@example.com" not in emails  # the log lines mask the address
+
+
+def test_trace_of_a_subscription_shows_it_with_its_charges_run_kcp_call_and_receipt(
+    stack: LocalStack, shop: ShopClient, functions_log_info: None
+) -> None:
+    url = stack.env["SANDBOX_URL"]
+    day = "2041-06-11"
+    sub = subscribe(shop, batch_key(url), day).body["subscription_id"]
+    bill(stack, day)
+
+    text = "\n".join(Trace(stack.env).lines(sub))
+
+    sections = [line.split(" ")[1] for line in text.splitlines() if line.startswith("== ")]
+    assert sections[:3] == ["subscription", "charges", "execution"]
+    assert f"GET /v1/shops/demo-shop/subscriptions/{sub}" in text
+    assert '"status": "SUCCEEDED"' in text.split("== charges")[1].split("== execution")[0]
+    kcp = text.split("== KCP calls")[1].split("== emails")[0]
+    assert "res_cd 0000" in kcp and f"{sub}-" in kcp
+    assert "to " in text.split("== emails")[1].split("== log lines")[0]

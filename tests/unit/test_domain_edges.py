@@ -9,8 +9,8 @@ import pytest
 from cancelflow.cancellations.emails import outcome_emails
 from cancelflow.cancellations.model import Cancellation, CancellationStatus
 from cancelflow.cancellations.service import CancelRequest
-from cancelflow.http.views import mask_email
 from cancelflow.kcp.port import PayMethod, RefundAccount
+from cancelflow.kernel.email import mask_email
 from cancelflow.kernel.errors import CATALOGUE, Problem
 from cancelflow.payments.model import Payment
 from cancelflow.shops.model import Shop

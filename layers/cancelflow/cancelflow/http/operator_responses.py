@@ -13,12 +13,16 @@ from pydantic import ConfigDict, Field
 
 from cancelflow.http.responses import (
     CANCELLATION_EXAMPLE,
+    CHARGE_EXAMPLE,
+    SUBSCRIPTION_EXAMPLE,
     Answer,
     Cancellation,
+    Charge,
     Krw,
     KstTime,
     Page,
     ReviewState,
+    Subscription,
 )
 
 
@@ -253,3 +257,14 @@ class ApiKeyPage(Page[ApiKey]):
     """All of a shop's keys (one page: next_cursor is always null)."""
 
     model_config = _examples({"items": [KEY_EXAMPLE], "next_cursor": None})
+
+
+class OperatorSubscription(Subscription):
+    """A shop's subscription with every charge, as an operator (and `make trace`) reads it."""
+
+    model_config = _examples(
+        SUBSCRIPTION_EXAMPLE | {"shop_id": "demo-shop", "charges": [CHARGE_EXAMPLE]}
+    )
+
+    shop_id: str
+    charges: list[Charge] = Field(description="Every charge, oldest period first")

@@ -23,11 +23,6 @@ def _kst(moment: Any) -> str | None:
     return to_kst_text(moment) if moment else None
 
 
-def mask_email(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:2]}***@{domain}"
-
-
 def _payment_fields(payment: Payment) -> dict[str, Any]:
     return {
         "tno": payment.tno,

@@ -21,6 +21,12 @@ class Email:
     html: str = ""  # the HTML part: sent together as multipart/alternative
 
 
+def mask_email(email: str) -> str:
+    """An address as lists and log lines show it: enough to recognise, not to write to."""
+    name, _, domain = email.partition("@")
+    return f"{name[:2]}***@{domain}"
+
+
 class Mailer(Protocol):
     def send(self, email: Email) -> None: ...
 
