@@ -131,6 +131,10 @@ shop: $(BIN)/.installed ## onboard a shop on the running `make run` stack throug
 charge-tno: $(BIN)/.installed ## link a charge KCP confirmed only as a duplicate order to its tno (SUB= PERIOD= TNO= [SHOP=])
 	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.charge_tno --subscription "$(SUB)" --period "$(PERIOD)" --tno "$(TNO)" $(if $(SHOP),--shop $(SHOP))
 
+.PHONY: reindex
+reindex: $(BIN)/.installed ## after a deploy that added an index: give old cancellation records today's index keys (idempotent; STACK= [REGION=] for a deployed stack)
+	PYTHONPATH=layers/cancelflow:. $(BIN)/python -m local.reindex $(if $(STACK),--stack "$(STACK)") $(if $(REGION),--region "$(REGION)")
+
 .PHONY: trace
 trace: $(BIN)/.installed ## the whole story of one cancel, subscription or billing run: record, execution history, KCP calls, emails, log lines (ID=; STACK= [REGION=] [SHOP=] for a deployed stack, with your AWS credentials)
 	@test -n "$(ID)" || { echo "usage: make trace ID=<cancellation id | subscription id | billing run name>"; exit 1; }

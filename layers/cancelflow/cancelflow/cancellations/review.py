@@ -270,3 +270,12 @@ def _load(store: CancellationStore, shop_id: str, cancellation_id: str) -> Cance
     if found is None:
         raise Problem("CANCELLATION_NOT_FOUND", f"No cancellation {cancellation_id}.")
     return found
+
+
+def as_queued(cancellation: Cancellation) -> Cancellation:
+    """The record as the review queue needs it: a case left NEEDS_REVIEW before reviews were
+    kept gets one, opened when it was last changed (its age in the queue counts from there);
+    any other record is returned as it is (`make reindex`)."""
+    if cancellation.status is not CancellationStatus.NEEDS_REVIEW or cancellation.review:
+        return cancellation
+    return replace(cancellation, review=Review(opened_at=cancellation.updated_at))

@@ -601,6 +601,68 @@ class DynamoStore:
                 raise Conflict("cancellation is already terminal") from e
             raise
 
+    # --- re-indexing (make reindex): records written before an index existed -------------
+
+    def cancellation_records(self) -> Iterator[tuple[Cancellation, dict[str, Any]]]:
+        """Every cancellation record with its stored index keys: a Scan, for the one-off
+        re-index only (never on a request's path). Unreadable records are left out, logged."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "#t = :t AND SK = :sk",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ExpressionAttributeValues": marshal({":t": "CANCELLATION", ":sk": "CANCELLATION"}),
+        }
+        while True:
+            page = self._db.scan(**kwargs)
+            for raw in page["Items"]:
+                item = unmarshal(raw)
+                found: list[Cancellation] = []
+                with _readable(item, found):
+                    found.append(_cancellation_from(item, ()))
+                if found:
+                    yield found[0], {k: v for k, v in item.items() if k.startswith("GSI")}
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def reindex_cancellation(
+        self, stored: Cancellation, stored_keys: dict[str, Any], indexed: Cancellation
+    ) -> bool:
+        """Make the record's index keys those `indexed` has (and add the review it opened for
+        the queue); False when they already are. Conditional on the record being unchanged
+        since it was read, so a concurrent write is never overwritten (Conflict)."""
+        wanted = {k: v for k, v in _cancellation_item(indexed).items() if k.startswith("GSI")}
+        stale = sorted(set(stored_keys) - set(wanted))
+        sets = [f"{k} = :{k}" for k, v in wanted.items() if stored_keys.get(k) != v]
+        values: dict[str, Any] = {f":{k}": wanted[k] for k in wanted if f"{k} = :{k}" in sets}
+        names = {"#st": "status"}
+        condition = "#st = :status AND updated_at = :updated"
+        if indexed.review is not None and stored.review is None:
+            sets.append("#rv = :review")
+            values[":review"] = _review_doc(indexed.review)
+            names["#rv"] = "review"
+            condition += " AND attribute_not_exists(#rv)"
+        if not sets and not stale:
+            return False
+        values |= {":status": stored.status.value, ":updated": to_utc_text(stored.updated_at)}
+        update = ("SET " + ", ".join(sets) if sets else "") + (
+            " REMOVE " + ", ".join(stale) if stale else ""
+        )
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=marshal(cancellation_key(stored.shop_id, stored.cancellation_id)),
+                UpdateExpression=update.strip(),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=marshal(values),
+            )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                raise Conflict("the cancellation changed meanwhile") from e
+            raise
+        return True
+
     def update_review(self, cancellation: Cancellation, review: Review) -> None:
         before = cancellation.review
         condition = "#st = :open AND " + (
