@@ -26,25 +26,37 @@ from local.bill import stack_env
 from local.template import REGION
 
 
-def reindex(store: DynamoStore) -> Counter[str]:
+def reindex(client: Any, table: str) -> Counter[str]:
     """Re-index every cancellation; counts of REINDEXED, UNCHANGED and CHANGED_MEANWHILE."""
+    store = DynamoStore(client, table)
     counts: Counter[str] = Counter()
-    for stored, keys in store.cancellation_records():
-        try:
-            changed = store.reindex_cancellation(stored, keys, as_queued(stored))
-        except Conflict:
-            counts["CHANGED_MEANWHILE"] += 1
-            continue
-        counts["REINDEXED" if changed else "UNCHANGED"] += 1
-    return counts
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "#t = :t",
+        "ExpressionAttributeNames": {"#t": "type"},
+        "ExpressionAttributeValues": {":t": {"S": "CANCELLATION"}},
+    }
+    while True:
+        page = client.scan(**kwargs)
+        for raw in page["Items"]:
+            try:
+                changed = store.reindex_record(raw, as_queued)
+            except Conflict:
+                counts["CHANGED_MEANWHILE"] += 1
+                continue
+            if changed is not None:
+                counts["REINDEXED" if changed else "UNCHANGED"] += 1
+        if "LastEvaluatedKey" not in page:
+            return counts
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def _store(stack: str | None, region: str | None) -> DynamoStore:
+def _table(stack: str | None, region: str | None) -> tuple[Any, str]:
     if stack:  # a deployed stack, with the caller's AWS credentials
         session = boto3.session.Session(region_name=region)
         (described,) = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-        return DynamoStore(session.client("dynamodb"), outputs["LedgerTableName"])
+        return session.client("dynamodb"), outputs["LedgerTableName"]
     env = stack_env()
     client: Any = boto3.client(
         "dynamodb",
@@ -53,7 +65,7 @@ def _store(stack: str | None, region: str | None) -> DynamoStore:
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", "local"),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", "local"),
     )
-    return DynamoStore(client, env["TABLE_NAME"])
+    return client, env["TABLE_NAME"]
 
 
 def main() -> None:
@@ -61,7 +73,7 @@ def main() -> None:
     parser.add_argument("--stack", help="a deployed stack's name (default: the local stack)")
     parser.add_argument("--region", help="the deployed stack's region (default: the CLI's)")
     args = parser.parse_args()
-    counts = reindex(_store(args.stack, args.region))
+    counts = reindex(*_table(args.stack, args.region))
     for name in ("REINDEXED", "UNCHANGED", "CHANGED_MEANWHILE"):
         print(f"{name:<18} {counts[name]}")
 

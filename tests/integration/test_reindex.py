@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cancelflow.adapters.dynamodb.store import DynamoStore
 from local.reindex import reindex
 from local.stack import LocalStack
 
@@ -46,8 +45,8 @@ def test_an_old_needs_review_case_reaches_the_queue_and_old_cancels_are_found_by
     queue = operator.call("GET", "/v1/reviews?shop=demo-shop&limit=100").body["items"]
     assert case_id not in [r["cancellation_id"] for r in queue]
 
-    store = DynamoStore(stack.client("dynamodb"), stack.env["TABLE_NAME"])
-    first = reindex(store)
+    db, table = stack.client("dynamodb"), stack.env["TABLE_NAME"]
+    first = reindex(db, table)
 
     assert first["REINDEXED"] >= 2 and first["CHANGED_MEANWHILE"] == 0
     found = operator.call("GET", f"/v1/cancellations/{cid}")
@@ -61,4 +60,4 @@ def test_an_old_needs_review_case_reaches_the_queue_and_old_cancels_are_found_by
     assert queued["opened_at"] == found.body["updated_at"]  # its age counts from its last change
     shown = shop.cancellation(case_id).body
     assert (shown["status"], shown["review"]["state"]) == ("NEEDS_REVIEW", "UNDER_REVIEW")
-    assert reindex(store)["REINDEXED"] == 0  # once: a second run changes nothing
+    assert reindex(db, table)["REINDEXED"] == 0  # once: a second run changes nothing

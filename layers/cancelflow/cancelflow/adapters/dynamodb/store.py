@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -603,27 +603,22 @@ class DynamoStore:
 
     # --- re-indexing (make reindex): records written before an index existed -------------
 
-    def cancellation_records(self) -> Iterator[tuple[Cancellation, dict[str, Any]]]:
-        """Every cancellation record with its stored index keys: a Scan, for the one-off
-        re-index only (never on a request's path). Unreadable records are left out, logged."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "FilterExpression": "#t = :t AND SK = :sk",
-            "ExpressionAttributeNames": {"#t": "type"},
-            "ExpressionAttributeValues": marshal({":t": "CANCELLATION", ":sk": "CANCELLATION"}),
-        }
-        while True:
-            page = self._db.scan(**kwargs)
-            for raw in page["Items"]:
-                item = unmarshal(raw)
-                found: list[Cancellation] = []
-                with _readable(item, found):
-                    found.append(_cancellation_from(item, ()))
-                if found:
-                    yield found[0], {k: v for k, v in item.items() if k.startswith("GSI")}
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def reindex_record(
+        self, raw: dict[str, Any], indexed: Callable[[Cancellation], Cancellation]
+    ) -> bool | None:
+        """Make a stored cancellation item's index keys those of `indexed(its cancellation)`;
+        None for an item that is not one or cannot be read (logged). For `make reindex`, which
+        reads the items (a Scan: an operator's one-off, never in the layer's request paths)."""
+        item = unmarshal(raw)
+        if item.get("type") != "CANCELLATION" or item.get("SK") != "CANCELLATION":
+            return None
+        found: list[Cancellation] = []
+        with _readable(item, found):
+            found.append(_cancellation_from(item, ()))
+        if not found:
+            return None
+        keys = {k: v for k, v in item.items() if k.startswith("GSI")}
+        return self.reindex_cancellation(found[0], keys, indexed(found[0]))
 
     def reindex_cancellation(
         self, stored: Cancellation, stored_keys: dict[str, Any], indexed: Cancellation
