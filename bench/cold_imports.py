@@ -53,17 +53,20 @@ def main() -> None:
     floor_ms = statistics.median(times["floor"]) * 1000
     print(f"cold import, median of {RUNS} fresh interpreters (floor = boto3 + Powertools Logger)")
     print(f"  {'floor':<28} {floor_ms:7.1f} ms   1.00x")
+    snap = [f.name.removeprefix("cancelflow-") for f in functions.values() if _snapstart(f)]
     worst = 0.0
     for name, samples in times.items():
         if name == "floor":
             continue
         ms = statistics.median(samples) * 1000
         ratio = ms / floor_ms
-        worst = max(worst, ratio)
-        flag = "" if ratio <= 1.3 else "   > 1.3x target"
+        if name in snap:  # the target is for cold starts; these restore a snapshot instead
+            flag = "   (SnapStart)"
+        else:
+            worst = max(worst, ratio)
+            flag = "" if ratio <= 1.3 else "   > 1.3x target"
         print(f"  {name:<28} {ms:7.1f} ms   {ratio:.2f}x{flag}")
-    print(f"worst ratio: {worst:.2f}x (target <= 1.30x)")
-    snap = [f.name.removeprefix("cancelflow-") for f in functions.values() if _snapstart(f)]
+    print(f"worst ratio without SnapStart: {worst:.2f}x (target <= 1.30x)")
     if snap:
         print(f"note: {', '.join(snap)} use SnapStart in AWS: their imports run once per version")
 
