@@ -30,7 +30,7 @@ from cancelflow.kernel.email import Mailer
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
 from cancelflow.shops.model import Shop
-from cancelflow.subscriptions import emails, schedule
+from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
     Charge,
@@ -439,6 +439,9 @@ def _declined(
 def _mail(deps: ChargeDeps, sub: Subscription, item: Charge, retry_on: date | None) -> None:
     """Receipts and dunning mail never change the money outcome: a failure is logged."""
     try:
+        # Imported here: finding due subscriptions and tallying a run never mail.
+        from cancelflow.subscriptions import emails
+
         for email in emails.for_charge(deps.shop, deps.language, sub, item, retry_on):
             deps.mailer.send(email)
     except Exception:

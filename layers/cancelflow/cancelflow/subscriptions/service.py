@@ -11,7 +11,6 @@ from datetime import date, datetime
 from typing import Any
 
 from cancelflow.kcp.port import Gateway, Outcome, PayMethod
-from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.payments.model import Payment
@@ -134,6 +133,8 @@ def list_subscriptions(
     key: bytes,
 ) -> tuple[list[Subscription], str | None]:
     """One page of the shop's subscriptions, newest first, and the signed cursor to the next."""
+    from cancelflow.kernel import cursor as cursor_codec  # only the API lists: not the billing run
+
     scope = _list_scope(shop_id, status, date_from, date_to)
     return cursor_codec.page_through(
         cursor, scope, key, lambda at: store.page(shop_id, status, date_from, date_to, limit, at)
