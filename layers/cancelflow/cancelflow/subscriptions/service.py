@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cancelflow.kcp.port import Gateway, Outcome, PayMethod
 from cancelflow.kernel.clock import Clock
@@ -25,8 +25,10 @@ from cancelflow.subscriptions.model import (
     events_of,
     new_subscription_id,
 )
-from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 from cancelflow.subscriptions.schedule import Cycle
+
+if TYPE_CHECKING:  # the stores are named in annotations only
+    from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 
 # --- API side ------------------------------------------------------------------------------
 
