@@ -1,7 +1,18 @@
 """Each handler's cold import time as a ratio to a floor (a bare handler importing boto3 and the
 Powertools Logger), measured in fresh interpreters, interleaved so machine noise hits all alike.
 
-Target (issue 2): every handler <= 1.3 x the floor.
+Target (issue 2): every handler <= 1.3 x the floor. Issue 16: every function not on SnapStart
+<= 1.3 x; SnapStart functions are marked and left out (their imports run once per version).
+
+Issue 16, before -> after (median ratio of 3 bench runs after, quiet 2-core machine, floor ~143 ms):
+  SnapStart now: OperatorApi 2.48 -> 2.42, WebhooksApi 2.47 -> 2.47 (Api, SubscriptionsApi: 2.45)
+  WebhookFanOut 2.01 -> 1.23 (pydantic views imported when an event is rendered)
+  Decide 1.32 -> 1.25, SendCancel 1.34 -> 1.26, Reconcile 1.32 -> 1.25, Settle 1.33 -> 1.27
+  BillingFindDue 1.28 -> 1.25, BillingCharge 1.31 -> 1.25, BillingTally 0.59 -> 0.53
+  OpenReview 1.35 -> 1.30, Sweep 1.37 -> 1.31 (still at the line: what is left is the domain's
+  own modules, ~0.7 ms per frozen dataclass, and compiling the layer's source, which ships no
+  bytecode)
+  unchanged: Authorizer 1.17, Notify 1.19, WebhookDelivery 1.14, KcpNotify 1.20
 """
 
 from __future__ import annotations
@@ -53,17 +64,20 @@ def main() -> None:
     floor_ms = statistics.median(times["floor"]) * 1000
     print(f"cold import, median of {RUNS} fresh interpreters (floor = boto3 + Powertools Logger)")
     print(f"  {'floor':<28} {floor_ms:7.1f} ms   1.00x")
+    snap = [f.name.removeprefix("cancelflow-") for f in functions.values() if _snapstart(f)]
     worst = 0.0
     for name, samples in times.items():
         if name == "floor":
             continue
         ms = statistics.median(samples) * 1000
         ratio = ms / floor_ms
-        worst = max(worst, ratio)
-        flag = "" if ratio <= 1.3 else "   > 1.3x target"
+        if name in snap:  # the target is for cold starts; these restore a snapshot instead
+            flag = "   (SnapStart)"
+        else:
+            worst = max(worst, ratio)
+            flag = "" if ratio <= 1.3 else "   > 1.3x target"
         print(f"  {name:<28} {ms:7.1f} ms   {ratio:.2f}x{flag}")
-    print(f"worst ratio: {worst:.2f}x (target <= 1.30x)")
-    snap = [f.name.removeprefix("cancelflow-") for f in functions.values() if _snapstart(f)]
+    print(f"worst ratio without SnapStart: {worst:.2f}x (target <= 1.30x)")
     if snap:
         print(f"note: {', '.join(snap)} use SnapStart in AWS: their imports run once per version")
 

@@ -12,7 +12,6 @@ from cancelflow import runtime
 from cancelflow.adapters import logs
 from cancelflow.cancellations import review, sweep
 from cancelflow.cancellations import service as cancellations
-from cancelflow.cancellations.emails import outcome_emails
 
 logger = Logger()
 metrics = Metrics(namespace="cancelflow")
@@ -66,6 +65,8 @@ def _sweep_one(store: Any, shop_id: str, tno: str, since: datetime) -> str:
         if runtime.review_waits().succeed(swept.waiting, verdict):
             return swept.finding.value  # the waiting execution emails the outcome itself
     if swept.announce and swept.corrected is not None:
+        from cancelflow.cancellations.emails import outcome_emails  # rare: a correction found
+
         payment = store.get_payment(shop_id, tno)
         language = store.get_policy(shop_id).email_language
         for email in outcome_emails(shop, payment, swept.corrected, language):

@@ -7,7 +7,6 @@ from aws_lambda_powertools import Logger
 
 from cancelflow import runtime
 from cancelflow.adapters.dynamodb.table import event_from, unmarshal
-from cancelflow.http.views import cancellation_view, payment_view
 from cancelflow.kernel.events import Event
 from cancelflow.webhooks import service as webhooks
 
@@ -17,6 +16,10 @@ logger = Logger()
 def render(event: Event) -> dict[str, Any]:
     """The resource as GET returns it now (seconds after the change; the event's own `change`
     keeps what this change was, whatever came after)."""
+    # Here, not at module level: the views build every pydantic response model (~120 ms), and
+    # only an event some endpoint wants is rendered.
+    from cancelflow.http.views import cancellation_view, payment_view
+
     store = runtime.webhook_store()
     kind = event.type.split(".")[0]
     if kind == "cancellation":

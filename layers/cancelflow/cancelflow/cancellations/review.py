@@ -39,7 +39,6 @@ from cancelflow.cancellations.ports import (
 from cancelflow.cancellations.service import settle_with
 from cancelflow.cancellations.steps import Step
 from cancelflow.kcp.port import Gateway, InquiryAnswer, Outcome
-from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock, to_utc_text
 from cancelflow.kernel.errors import Conflict, Problem
 
@@ -240,6 +239,8 @@ def list_reviews(
     def read(position: dict[str, Any] | None) -> tuple[CancellationPage, dict[str, Any] | None]:
         page = store.review_page(query, position)
         return page, page.next_position
+
+    from cancelflow.kernel import cursor as cursor_codec  # only the operator API lists reviews
 
     return cursor_codec.page_through(cursor, query.scope(), key, read)
 

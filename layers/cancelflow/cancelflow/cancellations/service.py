@@ -26,10 +26,8 @@ import json
 import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from cancelflow.cancellations import eligibility
-from cancelflow.cancellations.eligibility import CancelAsk
 from cancelflow.cancellations.model import (
     DECIDED_STATUS,
     TERMINAL,
@@ -46,7 +44,6 @@ from cancelflow.cancellations.ports import (
     InsufficientBalance,
 )
 from cancelflow.cancellations.steps import Next, Step, Verdict
-from cancelflow.kcp import codes
 from cancelflow.kcp.port import (
     CancelAnswer,
     CancelOrder,
@@ -55,10 +52,12 @@ from cancelflow.kcp.port import (
     Outcome,
     RefundAccount,
 )
-from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock, from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.kernel.reasons import explain
+
+if TYPE_CHECKING:  # eligibility, codes and cursors are imported where used: see _ask
+    from cancelflow.cancellations.eligibility import CancelAsk
 
 IDEMPOTENCY_TTL = timedelta(hours=48)  # promised: at least 24 hours
 
@@ -111,6 +110,9 @@ def _ask(
     account: RefundAccount | None,
     removed_items: tuple[int, ...],
 ) -> CancelAsk:
+    # Imported here: only Decide and the API judge eligibility, the other steps never do.
+    from cancelflow.cancellations.eligibility import CancelAsk
+
     return CancelAsk(
         reason_code=reason_code,
         amount=amount,
@@ -152,6 +154,8 @@ def request_cancellation(
     if payment is None:
         raise Problem("PAYMENT_NOT_FOUND", f"No payment {tno} for this shop.")
     # Answer what is clearly ineligible now; the workflow decides again, authoritatively.
+    from cancelflow.cancellations import eligibility  # see _ask
+
     now = clock.now()
     decision = eligibility.decide(payment, request.ask(), store.get_policy(shop_id), now)
     if not decision.allowed and payment.in_flight and "AMOUNT_EXCEEDS_BALANCE" in decision.reasons:
@@ -243,6 +247,8 @@ def list_cancellations(
         page = store.cancellation_page(shop_id, query, position)
         return page, page.next_position
 
+    from cancelflow.kernel import cursor as cursor_codec  # only the API lists: not the steps
+
     return cursor_codec.page_through(cursor, query.scope(shop_id), key, read)
 
 
@@ -292,6 +298,8 @@ def decide(store: CancellationStore, clock: Clock, shop_id: str, cancellation_id
         cancellation.removed_items,
     )
     policy = store.get_policy(shop_id)
+    from cancelflow.cancellations import eligibility  # see _ask
+
     decision = eligibility.decide(payment, ask, policy, now)
     if not decision.allowed:
         return settle_with(
@@ -455,6 +463,8 @@ def _verdict(
     partial_seq: str = "",
 ) -> Step | None:
     """What a definitive answer (or "never sent") settles; None for an unknown fate."""
+    from cancelflow.kcp import codes  # only the steps that hear KCP read its codes
+
     gateway_fields = {"res_cd": res_cd, "res_msg": res_msg}
     if outcome is Outcome.SUCCEEDED:
         return settle_with(

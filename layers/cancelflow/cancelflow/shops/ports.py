@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from cancelflow.shops.model import Shop
-from cancelflow.shops.policy import ShopPolicy
+if TYPE_CHECKING:  # named in annotations only: the store that returns them imports them
+    from cancelflow.shops.model import Shop
+    from cancelflow.shops.policy import ShopPolicy
 
 
 class ShopStore(Protocol):

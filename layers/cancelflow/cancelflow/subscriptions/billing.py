@@ -22,15 +22,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cancelflow.kcp.port import ChargeAnswer, ChargeOrder, Gateway, Outcome
 from cancelflow.kernel.clock import Clock
-from cancelflow.kernel.email import Mailer
 from cancelflow.kernel.errors import Conflict
 from cancelflow.payments.model import Payment
-from cancelflow.shops.model import Shop
-from cancelflow.subscriptions import emails, schedule
+from cancelflow.subscriptions import schedule
 from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
     Charge,
@@ -41,8 +39,12 @@ from cancelflow.subscriptions.model import (
     events_of,
 )
 from cancelflow.subscriptions.pacing import Turns
-from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 from cancelflow.subscriptions.service import charge_payment
+
+if TYPE_CHECKING:  # names for annotations only: the run's find-due and tally never mail
+    from cancelflow.kernel.email import Mailer
+    from cancelflow.shops.model import Shop
+    from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +441,9 @@ def _declined(
 def _mail(deps: ChargeDeps, sub: Subscription, item: Charge, retry_on: date | None) -> None:
     """Receipts and dunning mail never change the money outcome: a failure is logged."""
     try:
+        # Imported here: finding due subscriptions and tallying a run never mail.
+        from cancelflow.subscriptions import emails
+
         for email in emails.for_charge(deps.shop, deps.language, sub, item, retry_on):
             deps.mailer.send(email)
     except Exception:

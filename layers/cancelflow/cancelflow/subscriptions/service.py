@@ -8,10 +8,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cancelflow.kcp.port import Gateway, Outcome, PayMethod
-from cancelflow.kernel import cursor as cursor_codec
 from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.errors import Conflict, Problem
 from cancelflow.payments.model import Payment
@@ -26,8 +25,10 @@ from cancelflow.subscriptions.model import (
     events_of,
     new_subscription_id,
 )
-from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 from cancelflow.subscriptions.schedule import Cycle
+
+if TYPE_CHECKING:  # the stores are named in annotations only
+    from cancelflow.subscriptions.ports import BatchKeyVault, BillingStore
 
 # --- API side ------------------------------------------------------------------------------
 
@@ -134,6 +135,8 @@ def list_subscriptions(
     key: bytes,
 ) -> tuple[list[Subscription], str | None]:
     """One page of the shop's subscriptions, newest first, and the signed cursor to the next."""
+    from cancelflow.kernel import cursor as cursor_codec  # only the API lists: not the billing run
+
     scope = _list_scope(shop_id, status, date_from, date_to)
     return cursor_codec.page_through(
         cursor, scope, key, lambda at: store.page(shop_id, status, date_from, date_to, limit, at)
