@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.adapters import logs
+from cancelflow.cancellations import export as cancellation_export
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.http import responses as out
@@ -311,6 +312,32 @@ def list_cancellations(
         for c in page.cancellations
     ]
     return out.CancellationPage(items=found, next_cursor=next_cursor)
+
+
+@app.get(
+    "/v1/cancellations/export",
+    operation_id="exportCancellations",
+    summary="Export cancellations as CSV",
+    description="Every cancellation the list's filters match (creation time in KST days, status, "
+    "tno), newest first, as a CSV file by the payment export's rules (UTF-8 with BOM, so Excel "
+    "shows Korean). Answers 303 See Other to a short-lived link; `curl -L` follows it.",
+    tags=TAGS_CNL,
+    responses=answers({303: "The file's link"}, headers={303: LOCATION}),
+)
+def export_cancellations(
+    since: SinceParam = None,
+    until: UntilParam = None,
+    status: Annotated[CancellationStatus | None, Query()] = None,
+    tno: Annotated[Tno | None, Query()] = None,
+    accept_language: AcceptLanguage = None,
+) -> Response[out.ExportLink]:
+    query = cancellation_query(since, until, status, tno, 100)
+    rows = cancellation_export.cancellations(runtime.store(), shop_id(), query)
+    name = f"cancellations-{runtime.clock.now().astimezone(KST):%Y%m%d-%H%M%S}.csv"
+    chunks = cancellation_export.csv_chunks(rows, language(accept_language))
+    url = runtime.exporter().upload(shop_id(), name, chunks)
+    link = out.ExportLink(url=url, file=name)
+    return Response(303, "application/json", link, headers={"Location": url})
 
 
 @app.get(
