@@ -1,5 +1,6 @@
 """The shop API: thin routes over the payments, cancellations and shop-policy use cases."""
 
+from datetime import date
 from typing import Annotated
 
 from aws_lambda_powertools import Logger
@@ -10,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from cancelflow import runtime
 from cancelflow.adapters import logs
 from cancelflow.cancellations import export as cancellation_export
+from cancelflow.cancellations import failures
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.http import responses as out
@@ -33,6 +35,7 @@ from cancelflow.http.requests import CancelIn, FulfillmentIn, PaymentIn, Tno
 from cancelflow.http.views import (
     cancellation_list_view,
     cancellation_view,
+    failure_report_view,
     payment_detail_view,
     payment_view,
 )
@@ -75,6 +78,7 @@ BuyerParam = Annotated[
 ]
 LOCATION = {"Location": "Where to read it"}
 TAGS_PAY, TAGS_CNL, TAGS_SHOP = ["payments"], ["cancellations"], ["shop"]
+TAGS_REPORTS = ["reports"]
 
 
 def shop_id() -> str:
@@ -356,6 +360,29 @@ def get_cancellation(
     cancellation = cancellations.get_cancellation(runtime.store(), shop_id(), cancellation_id)
     execution = runtime.starter().execution_arn(cancellation_id)
     return cancellation_view(cancellation, execution, language(accept_language))
+
+
+@app.get(
+    "/v1/reports/failures",
+    operation_id="failureReport",
+    summary="Review the period's failure cases",
+    description="The period's failed and rejected cancels and declined subscription charges, "
+    "grouped by KCP code and reason code: count, first and last seen, the plain message and "
+    "hint, a few example ids; most frequent first. KST days, both included: the last 30 days "
+    f"unless given, at most {failures.MAX_DAYS}. Counted as each outcome is recorded, so the "
+    "report reads counters, not records.",
+    tags=TAGS_REPORTS,
+    responses=answers({200: "The failure cases"}),
+)
+def failure_report(
+    since: Annotated[date | None, Query(alias="from", description="First KST day")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last KST day (included)")] = None,
+    accept_language: AcceptLanguage = None,
+) -> out.FailureReport:
+    found = failures.report(
+        runtime.failure_counts(), runtime.clock, shop_id(), since, until, language(accept_language)
+    )
+    return failure_report_view(found)
 
 
 def _policy(policy: object) -> out.Policy:
