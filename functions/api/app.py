@@ -1,5 +1,6 @@
 """The shop API: thin routes over the payments, cancellations and shop-policy use cases."""
 
+from datetime import date
 from typing import Annotated
 
 from aws_lambda_powertools import Logger
@@ -9,6 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.adapters import logs
+from cancelflow.cancellations import export as cancellation_export
+from cancelflow.cancellations import failures
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.http import responses as out
@@ -32,6 +35,7 @@ from cancelflow.http.requests import CancelIn, FulfillmentIn, PaymentIn, Tno
 from cancelflow.http.views import (
     cancellation_list_view,
     cancellation_view,
+    failure_report_view,
     payment_detail_view,
     payment_view,
 )
@@ -74,6 +78,7 @@ BuyerParam = Annotated[
 ]
 LOCATION = {"Location": "Where to read it"}
 TAGS_PAY, TAGS_CNL, TAGS_SHOP = ["payments"], ["cancellations"], ["shop"]
+TAGS_REPORTS = ["reports"]
 
 
 def shop_id() -> str:
@@ -314,6 +319,32 @@ def list_cancellations(
 
 
 @app.get(
+    "/v1/cancellations/export",
+    operation_id="exportCancellations",
+    summary="Export cancellations as CSV",
+    description="Every cancellation the list's filters match (creation time in KST days, status, "
+    "tno), newest first, as a CSV file by the payment export's rules (UTF-8 with BOM, so Excel "
+    "shows Korean). Answers 303 See Other to a short-lived link; `curl -L` follows it.",
+    tags=TAGS_CNL,
+    responses=answers({303: "The file's link"}, headers={303: LOCATION}),
+)
+def export_cancellations(
+    since: SinceParam = None,
+    until: UntilParam = None,
+    status: Annotated[CancellationStatus | None, Query()] = None,
+    tno: Annotated[Tno | None, Query()] = None,
+    accept_language: AcceptLanguage = None,
+) -> Response[out.ExportLink]:
+    query = cancellation_query(since, until, status, tno, 100)
+    rows = cancellation_export.cancellations(runtime.store(), shop_id(), query)
+    name = f"cancellations-{runtime.clock.now().astimezone(KST):%Y%m%d-%H%M%S}.csv"
+    chunks = cancellation_export.csv_chunks(rows, language(accept_language))
+    url = runtime.exporter().upload(shop_id(), name, chunks)
+    link = out.ExportLink(url=url, file=name)
+    return Response(303, "application/json", link, headers={"Location": url})
+
+
+@app.get(
     "/v1/cancellations/<cancellation_id>",
     operation_id="getCancellation",
     summary="Read a cancellation's outcome",
@@ -329,6 +360,29 @@ def get_cancellation(
     cancellation = cancellations.get_cancellation(runtime.store(), shop_id(), cancellation_id)
     execution = runtime.starter().execution_arn(cancellation_id)
     return cancellation_view(cancellation, execution, language(accept_language))
+
+
+@app.get(
+    "/v1/reports/failures",
+    operation_id="failureReport",
+    summary="Review the period's failure cases",
+    description="The period's failed and rejected cancels and declined subscription charges, "
+    "grouped by KCP code and reason code: count, first and last seen, the plain message and "
+    "hint, a few example ids; most frequent first. KST days, both included: the last 30 days "
+    f"unless given, at most {failures.MAX_DAYS}. Counted as each outcome is recorded, so the "
+    "report reads counters, not records.",
+    tags=TAGS_REPORTS,
+    responses=answers({200: "The failure cases"}),
+)
+def failure_report(
+    since: Annotated[date | None, Query(alias="from", description="First KST day")] = None,
+    until: Annotated[date | None, Query(alias="to", description="Last KST day (included)")] = None,
+    accept_language: AcceptLanguage = None,
+) -> out.FailureReport:
+    found = failures.report(
+        runtime.failure_counts(), runtime.clock, shop_id(), since, until, language(accept_language)
+    )
+    return failure_report_view(found)
 
 
 def _policy(policy: object) -> out.Policy:

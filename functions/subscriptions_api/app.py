@@ -21,6 +21,7 @@ from cancelflow.http.api import (
 )
 from cancelflow.http.subscription_requests import BatchKeyIn, CancelSubscriptionIn, SubscriptionIn
 from cancelflow.http.subscription_views import charge_view, subscription_view
+from cancelflow.subscriptions import emails
 from cancelflow.subscriptions import service as subscriptions
 from cancelflow.subscriptions.model import Status
 
@@ -197,8 +198,17 @@ def cancel(subscription_id: str, body: CancelSubscriptionIn) -> out.Subscription
     refund = subscriptions.refund_through_cancel_workflow(
         runtime.store(), runtime.starter(), runtime.clock
     )
+    shop = runtime.shop(shop_id())
+    language = runtime.store().get_policy(shop.shop_id).email_language
+    notice = emails.cancellation_notice(runtime.mailer(), shop, language)
     sub = subscriptions.cancel(
-        runtime.billing_store(), refund, runtime.clock, shop_id(), subscription_id, body.when
+        runtime.billing_store(),
+        refund,
+        runtime.clock,
+        shop_id(),
+        subscription_id,
+        body.when,
+        notice,
     )
     return subscription_view(sub)
 

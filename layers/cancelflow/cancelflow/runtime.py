@@ -248,3 +248,11 @@ def webhook_queue() -> Any:
 def webhook_backoff_seconds() -> float:
     """The first retry's wait; each next one doubles (a template parameter: tests use ~1 s)."""
     return float(setting("WEBHOOK_RETRY_BASE_SECONDS", "30"))
+
+
+@cache
+def failure_counts() -> Any:
+    """The failure-case report's counters (adapters/dynamodb/failures.py) on the same table."""
+    from cancelflow.adapters.dynamodb.failures import DynamoFailureCounts
+
+    return DynamoFailureCounts(aws.client("dynamodb"), setting("TABLE_NAME"))

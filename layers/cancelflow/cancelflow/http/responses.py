@@ -726,3 +726,62 @@ def status_of(code: str) -> int:
     if code in GATEWAY_PROBLEMS:
         return GATEWAY_PROBLEMS[code][0]
     return CATALOGUE[code][0]
+
+
+# --- failure-case report -------------------------------------------------------------------
+
+
+class FailureKind(StrEnum):
+    CANCEL_FAILED = "CANCEL_FAILED"
+    CANCEL_REJECTED = "CANCEL_REJECTED"
+    CHARGE_DECLINED = "CHARGE_DECLINED"
+
+
+FAILURE_GROUP_EXAMPLE = {
+    "kind": "CANCEL_FAILED",
+    "kcp_code": "8012",
+    "reason_code": "GATEWAY_DECLINED",
+    "count": 14,
+    "first_seen": "2026-11-03T10:12:40+09:00",
+    "last_seen": "2026-12-01T18:02:11+09:00",
+    "message": "취소 요청이 거부되었습니다 (서버 IP 미등록).",
+    "hint": "KCP 상점관리자에 서버 IP를 등록하세요.",
+    "examples": ["cnl_7f3a9c2e41b04d6e8a1f", "cnl_1b2c3d4e5f60718293a4"],
+}
+
+
+class FailureGroup(Answer):
+    """One kind of failure in the period: how often, when, what it means, where to look."""
+
+    model_config = _examples(FAILURE_GROUP_EXAMPLE)
+
+    kind: FailureKind = Field(
+        description="CANCEL_FAILED (KCP refused or nothing applied), CANCEL_REJECTED (not "
+        "eligible, never sent), CHARGE_DECLINED (a subscription charge)"
+    )
+    kcp_code: str | None = Field(description="KCP's res_cd, when KCP answered one")
+    reason_code: str | None = Field(
+        description="The cancellation's reason code (a rejection with two counts in both)"
+    )
+    count: int = Field(ge=1)
+    first_seen: KstTime
+    last_seen: KstTime
+    message: str = Field(description="What it means, in plain words (the answer's language)")
+    hint: str | None = Field(description="What to do about it (KCP's codes have one)")
+    examples: list[str] = Field(
+        description="A few recent ids, newest first: cancellation ids, or a charge's order "
+        "id (ordr_idxx: subscription id, period, attempt)"
+    )
+
+
+class FailureReport(Answer):
+    """The period's failed and rejected cancels and declined charges, grouped by KCP code and
+    reason code, most frequent first (counted as outcomes are recorded)."""
+
+    model_config = _examples(
+        {"first_day": "2026-11-02", "last_day": "2026-12-01", "groups": [FAILURE_GROUP_EXAMPLE]}
+    )
+
+    first_day: Day = Field(description="The first KST day (?from=), included")
+    last_day: Day = Field(description="The last KST day (?to=), included")
+    groups: list[FailureGroup]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cancelflow.cancellations.failures import FailureReport
 from cancelflow.cancellations.model import (
     OPEN,
     Attempt,
@@ -173,3 +174,27 @@ def cancellation_list_view(
     """A cancellation in a list: all but its journal of attempts (GET it by id for those)."""
     fields = _cancellation_fields(cancellation, execution_id, lang)
     return out.CancellationSummary.model_validate(fields)
+
+
+def failure_report_view(report: FailureReport) -> out.FailureReport:
+    """The failure-case report: each group with its plain message and hint, times in KST."""
+    groups = [
+        {
+            "kind": g.kind.value,
+            "kcp_code": g.kcp_code or None,
+            "reason_code": g.reason_code or None,
+            "count": g.count,
+            "first_seen": to_kst_text(g.first_seen),
+            "last_seen": to_kst_text(g.last_seen),
+            "message": g.message,
+            "hint": g.hint or None,
+            "examples": list(g.examples),
+        }
+        for g in report.groups
+    ]
+    doc = {
+        "first_day": report.since.isoformat(),
+        "last_day": report.until.isoformat(),
+        "groups": groups,
+    }
+    return out.FailureReport.model_validate(doc)

@@ -1,17 +1,13 @@
-"""Payment history as CSV a spreadsheet opens with Korean intact (UTF-8 with a BOM)."""
+"""Payment history as CSV a spreadsheet opens with Korean intact (the format rules of every
+export: kernel/export.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
-from typing import Protocol
 
-from cancelflow.kernel.clock import KST
+from cancelflow.kernel import export
+from cancelflow.kernel.export import text_cell, time_cell
 from cancelflow.payments.model import Payment
-
-BOM = "\ufeff"
-ROWS_PER_CHUNK = 500
 
 COLUMNS = {
     "ko": [
@@ -45,23 +41,12 @@ COLUMNS = {
 }
 
 
-class Exporter(Protocol):
-    def upload(self, shop_id: str, name: str, chunks: Iterable[bytes]) -> str:
-        """Store the chunks as one file of the shop's; returns a short-lived link to it."""
-        ...
-
-
-def _cell(text: str) -> str:
-    # A cell starting like a formula would run in Excel (CSV injection): make it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _row(p: Payment) -> list[str | int]:
     return [
-        p.approved_at.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S"),
+        time_cell(p.approved_at),
         p.tno,
-        _cell(p.order_id),
-        _cell(p.product_name),
+        text_cell(p.order_id),
+        text_cell(p.product_name),
         p.method.value,
         p.amount,
         p.tax_free_amount,
@@ -69,20 +54,11 @@ def _row(p: Payment) -> list[str | int]:
         p.balance,
         p.status.value,
         p.fulfillment.value,
-        _cell(p.buyer_name),
+        text_cell(p.buyer_name),
     ]
 
 
 def csv_chunks(payments: Iterable[Payment], lang: str = "ko") -> Iterator[bytes]:
     """The CSV in chunks of a few hundred rows, so memory stays flat however long it is."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write(BOM)
-    writer.writerow(COLUMNS.get(lang, COLUMNS["ko"]))
-    for rows, payment in enumerate(payments, start=1):
-        writer.writerow(_row(payment))
-        if rows % ROWS_PER_CHUNK == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+    header = COLUMNS.get(lang, COLUMNS["ko"])
+    return export.csv_chunks(header, (_row(p) for p in payments))

@@ -229,15 +229,30 @@ def cancel(
     shop_id: str,
     subscription_id: str,
     when: CancelWhen,
+    notify: Callable[[Subscription], None] | None = None,
 ) -> Subscription:
     """Stop charging. PERIOD_END: the paid period runs out. IMMEDIATELY: the unused days of the
-    current paid period are refunded pro rata through the cancel workflow."""
+    current paid period are refunded pro rata through the cancel workflow.
+
+    `notify` (the cancellation emails) is called once, by the request that cancelled it, with
+    the refund's cancellation id once started; a refund the cancel workflow refuses still gets
+    the notice, and a retried request (already cancelled) sends nothing again."""
     now = clock.now()
+    made: list[Subscription] = []
 
     def change(sub: Subscription) -> Subscription | None:
-        return sub.cancelled(when, now)
+        after = sub.cancelled(when, now)
+        made[:] = [after] if after is not None else []
+        return after
 
-    return _start_refund(store, refund, clock, _change(store, shop_id, subscription_id, change))
+    told = cancelled = _change(store, shop_id, subscription_id, change)
+    if not made or notify is None:
+        return _start_refund(store, refund, clock, cancelled)
+    try:
+        told = _start_refund(store, refund, clock, cancelled)
+        return told
+    finally:
+        notify(told)
 
 
 def refund_waits_for_tno(sub: Subscription) -> bool:

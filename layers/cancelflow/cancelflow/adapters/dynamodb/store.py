@@ -11,6 +11,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from cancelflow.adapters.dynamodb.failures import tally
 from cancelflow.adapters.dynamodb.table import (
     cancellation_key,
     cancellation_reasons,
@@ -25,6 +26,7 @@ from cancelflow.adapters.dynamodb.table import (
     time_from,
     unmarshal,
 )
+from cancelflow.cancellations import failures
 from cancelflow.cancellations.model import (
     OPEN,
     Attempt,
@@ -697,6 +699,8 @@ class DynamoStore:
         items[0]["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
         items[0]["Put"]["ExpressionAttributeValues"] = marshal({":from": cancellation.status.value})
         items += [self._put(event_item(e), "attribute_not_exists(PK)") for e in events]
+        # The failure report's counters (the domain decides what counts), in this transaction.
+        items += [tally(self._table, m) for m in failures.marks_of(cancellation, outcome)]
         sets, conditions = [], ["attribute_exists(PK)"]
         values: dict[str, Any] = {}
         if effect.balance:

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cancelflow.adapters.dynamodb.failures import tally
 from cancelflow.adapters.dynamodb.table import (
     DUE_INDEX,
     LIST_INDEX,
@@ -27,6 +28,7 @@ from cancelflow.kernel.clock import from_utc_text, to_utc_text
 from cancelflow.kernel.errors import Conflict
 from cancelflow.kernel.events import Event
 from cancelflow.payments.model import Payment
+from cancelflow.subscriptions import failures
 from cancelflow.subscriptions.model import (
     OPEN_CHARGE,
     Charge,
@@ -273,6 +275,9 @@ class DynamoBilling:
                 }
             )
         items += [_event_put(self._table, e) for e in events]
+        # The failure report's counter of a declined charge (the domain decides), in this
+        # transaction: the charge's open-status condition keeps a retried record from counting.
+        items += [tally(self._table, m) for m in failures.marks_of(charge)]
         try:
             self._db.transact_write_items(TransactItems=items)
             return True

@@ -27,6 +27,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     GSI3 SubscriptionsDue (sparse, while ACTIVE): DUE#{date}#{shard} / {shop}#{id}
     charge          PK SHOP#{shop}#SUB#{id}        SK CHARGE#{period}#{attempt:02d}
     run lease       PK BILLING#RUN                 SK LEASE   (holder: the charging execution)
+    failure counter PK SHOP#{shop}#FAILURES        SK {KST day}#{kind}#{kcp code}#{reason}#{shard}
+                    (the failure-case report: written in its outcome's transaction; failures.py)
 
 The due index holds only subscriptions with a next attempt, keyed by its date, so a billing run
 reads what is due and nothing else. A day's partition is split into SHARDS by a hash of the
