@@ -296,7 +296,7 @@ class MemoryStore:
             cancellation
         )
 
-    def reserve(self, cancellation: Cancellation, amount: int) -> None:
+    def reserve(self, cancellation: Cancellation, amount: int, seen: Payment | None = None) -> None:
         if cancellation.policy_version is None:  # DynamoStore's update would be invalid
             raise ValueError("a reserve records the policy version its decision used")
         key = (cancellation.shop_id, cancellation.cancellation_id)
@@ -309,6 +309,14 @@ class MemoryStore:
             raise InsufficientBalance()
         if not payment.removed_items.isdisjoint(cancellation.removed_items):
             raise InsufficientBalance()  # an item is held or removed by another cancel
+        if seen is not None and seen.mixed_tax:
+            moved = (payment.balance, payment.available, payment.tax_free_held) != (
+                seen.balance,
+                seen.available,
+                seen.tax_free_held,
+            )
+            if moved:
+                raise InsufficientBalance()  # as DynamoStore: decided from another state
         self.cancellations[key] = replace(
             stored,
             status=CancellationStatus.RESERVED,
@@ -316,10 +324,16 @@ class MemoryStore:
             updated_at=_seconds(cancellation.updated_at),
             breakdown=tuple(BreakdownLine(*line) for line in cancellation.breakdown),
             policy_version=cancellation.policy_version,
+            tax_free_amount=cancellation.tax_free_amount,
         )
         removed = payment.removed_items | set(cancellation.removed_items)
         self._put_payment(
-            _with(payment, available=payment.available - amount, removed_items=removed)
+            _with(
+                payment,
+                available=payment.available - amount,
+                removed_items=removed,
+                tax_free_held=payment.tax_free_held + cancellation.tax_free_amount,
+            )
         )
 
     def begin_send(self, cancellation: Cancellation, attempt: Attempt) -> int:
@@ -391,6 +405,8 @@ class MemoryStore:
             or effect.release_lock
             or effect.add_items
             or effect.release_items
+            or effect.tax_free_cancelled
+            or effect.tax_free_held
         )
         payment = self.payments.get((shop, cancellation.tno))
         if touches_payment:
@@ -414,6 +430,8 @@ class MemoryStore:
                     in_flight="" if effect.release_lock else payment.in_flight,
                     removed_items=(payment.removed_items | set(effect.add_items))
                     - set(effect.release_items),
+                    tax_free_cancelled=payment.tax_free_cancelled + effect.tax_free_cancelled,
+                    tax_free_held=payment.tax_free_held + effect.tax_free_held,
                 )
             )
 

@@ -104,7 +104,11 @@ def _money(amount: int) -> str:
 
 
 def split_vat(taxable: int) -> tuple[int, int]:
-    """Split a VAT-inclusive taxable amount into (supply value, VAT); VAT = round(taxable / 11)."""
+    """Split a VAT-inclusive taxable amount into (supply value, VAT); VAT = round(taxable / 11).
+
+    The one place of this rule: KCP's rounding of mod_vat_mny is unconfirmed (kcp-reference),
+    so the 10% VAT inside a VAT-inclusive price, rounded half up, is our reading. The domain
+    only splits taxable from tax-free; the VAT inside the taxable part is computed here."""
     vat = (taxable + 5) // 11  # integer round-half-up; taxable/11 is never exactly .5
     return taxable - vat, vat
 
@@ -184,7 +188,7 @@ def cancel_fields(order: CancelOrder) -> dict[str, str]:
     if order.amount is not None:
         fields["mod_mny"] = _money(order.amount)
         fields["rem_mny"] = _money(rem_mny_for(order))
-        if order.tax_free_amount > 0:
+        if order.mixed_tax or order.tax_free_amount > 0:
             supply, vat = split_vat(order.amount - order.tax_free_amount)
             fields.update(
                 tax_flag="TG03",

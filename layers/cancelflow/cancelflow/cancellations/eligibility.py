@@ -23,6 +23,10 @@ The rules, in the order a decision reads them (every rule that fails is reported
 4. Payment-method rules, for everyone: mobile payments within their KST calendar month, a refund
    account for virtual-account and transfer refunds.
 5. The refund (asked minus fee): more than 0, and escrow only in full.
+6. Mixed taxation (a payment with a tax-free part): the refund's tax-free part is the one the
+   request names, or else split_tax_free's; neither part may exceed what is left of it
+   (TAX_FREE_EXCEEDS_BALANCE, TAXABLE_EXCEEDS_BALANCE), nor the named part the refund
+   (TAX_FREE_EXCEEDS_REFUND).
 
 Days are KST calendar days counted from `payment.delivered_at`: delivered on 2026-11-01 (any
 time, KST), the 7th day after is 2026-11-08, and all of it (to 23:59:59 KST) is inside a 7-day
@@ -42,7 +46,7 @@ from cancelflow.kernel.clock import KST
 from cancelflow.payments.model import Fulfillment, Payment, PaymentStatus
 from cancelflow.shops.policy import ShopPolicy
 
-__all__ = ["CancelAsk", "CancelReason", "Decision", "decide"]
+__all__ = ["CancelAsk", "CancelReason", "Decision", "decide", "split_tax_free"]
 
 
 class CancelReason(StrEnum):
@@ -79,6 +83,7 @@ class CancelAsk:
     requested_by: Literal["CUSTOMER", "SHOP"] = "CUSTOMER"
     has_refund_account: bool = False
     removed_items: tuple[int, ...] = ()
+    tax_free_amount: int | None = None  # the refund's tax-free part; None: split_tax_free
 
     def __post_init__(self) -> None:
         CancelReason(self.reason_code)  # an unknown reason is the caller's bug: ValueError
@@ -95,14 +100,17 @@ class Decision:
     reasons: tuple[str, ...] = ()  # stable reason codes (reasons.REASONS) when rejected
     breakdown: tuple[BreakdownLine, ...] = ()  # lines summing to amount
     policy_version: int = 0
+    tax_free_amount: int = 0  # the refund's tax-free part (mixed taxation); the rest is taxable
 
     def __post_init__(self) -> None:
         # Money moves on this value: a contradictory decision is a bug, stop it here.
         if self.allowed:
             consistent = self.amount > 0 and not self.reasons
             consistent = consistent and sum(line.amount for line in self.breakdown) == self.amount
+            consistent = consistent and 0 <= self.tax_free_amount <= self.amount
         else:
             consistent = bool(self.reasons) and self.amount == 0 and not self.breakdown
+            consistent = consistent and self.tax_free_amount == 0
         if not consistent:
             raise ValueError(f"inconsistent decision: {self}")
 
@@ -134,15 +142,64 @@ def decide(payment: Payment, ask: CancelAsk, policy: ShopPolicy, now: datetime) 
     if customer and not shop_fault and left_the_shop and policy.return_shipping_fee:
         lines.append(BreakdownLine("RETURN_SHIPPING_FEE", -policy.return_shipping_fee))
     refund = sum(line.amount for line in lines)
+    tax_free = 0
     if requested:  # only a valid, positive ask has a refund to judge
         if refund <= 0:
             reasons.append("FEE_EXCEEDS_REFUND")  # never a negative (or zero) refund
         if payment.escrow and refund < payment.amount:
             reasons.append("ESCROW_PARTIAL_NOT_ALLOWED")  # KCP refuses (8742)
+        if refund > 0:
+            tax_free = _tax_free_part(payment, ask.tax_free_amount, refund, reasons)
 
     if reasons:
         return Decision(False, reasons=tuple(reasons), policy_version=policy.version)
-    return Decision(True, refund, breakdown=tuple(lines), policy_version=policy.version)
+    return Decision(
+        True,
+        refund,
+        breakdown=tuple(lines),
+        policy_version=policy.version,
+        tax_free_amount=tax_free,
+    )
+
+
+def split_tax_free(refund: int, taxable_left: int, tax_free_left: int) -> int:
+    """The tax-free part of a refund whose request names none: proportional to what is left
+    of each part, the tax-free share rounded down.
+
+    Why this is what KCP expects of a mixed-taxation (TG03) partial cancel: KCP refuses a
+    cancel whose taxable part (mod_tax_mny + mod_vat_mny) exceeds the taxable balance or whose
+    mod_free_mny exceeds the tax-free one, and the cancel of everything left must take exactly
+    both. Splitting in the remainder's own proportion never asks more of either part (rounding
+    the tax-free share down leaves the taxable part at ceil(refund x taxable / left), at most
+    the taxable balance), keeps each refund's VAT in the mix of the receipt it reverses, and
+    makes the last cancel exactly both balances. "Taxable first" would also fit, but would
+    report VAT refunds out of step with the receipt and leave a tax-free remainder that a later
+    taxable-item return cannot draw on. 0 <= result <= min(refund, tax_free_left) whenever
+    refund <= taxable_left + tax_free_left.
+    """
+    left = taxable_left + tax_free_left
+    if refund <= 0 or tax_free_left <= 0 or left <= 0:
+        return 0
+    return min(refund * tax_free_left // left, tax_free_left)
+
+
+def _tax_free_part(payment: Payment, named: int | None, refund: int, reasons: list[str]) -> int:
+    """The refund's tax-free part: as the request names it (checked against what is left of
+    each part of the payment), or split_tax_free's; 0 (with a reason) when it cannot be."""
+    taxable_left, tax_free_left = payment.taxable_available, payment.tax_free_available
+    if named is None:
+        return split_tax_free(refund, taxable_left, tax_free_left)
+    if named > refund:
+        reasons.append("TAX_FREE_EXCEEDS_REFUND")
+        return 0
+    fits = True
+    if named > tax_free_left:
+        reasons.append("TAX_FREE_EXCEEDS_BALANCE")
+        fits = False
+    if refund - named > taxable_left:
+        reasons.append("TAXABLE_EXCEEDS_BALANCE")
+        fits = False
+    return named if fits else 0
 
 
 def _requested(payment: Payment, ask: CancelAsk, reasons: list[str]) -> list[BreakdownLine]:

@@ -155,6 +155,14 @@ class Cancellation:
     confirmed_by: str = ""  # how a SUCCEEDED was known: ANSWER, INQUIRY or SWEEP
     corrected_from: str = ""  # the status a sweep corrected (the customer was told it first)
     review: Review | None = None  # opened when it ended NEEDS_REVIEW; kept once it is decided
+    # Mixed taxation: the tax-free part the request named (None: split by the rule in
+    # eligibility.split_tax_free), and the tax-free part of the decided amount.
+    requested_tax_free_amount: int | None = None
+    tax_free_amount: int = 0
+
+    @property
+    def taxable_amount(self) -> int:
+        return (self.amount or 0) - self.tax_free_amount
 
     def with_status(self, status: CancellationStatus, **changes: Any) -> Cancellation:
         return replace(self, status=status, **changes)
@@ -177,6 +185,8 @@ class PaymentEffect:
     idle: bool = False  # only while no cancel holds the send lock (its balance_before stays true)
     add_items: tuple[int, ...] = ()  # item positions that become removed
     release_items: tuple[int, ...] = ()  # item positions given back (removable again)
+    tax_free_cancelled: int = 0  # delta of the payment's tax-free part cancelled
+    tax_free_held: int = 0  # delta of the payment's tax-free part held by open cancels
 
 
 def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) -> PaymentEffect:
@@ -184,23 +194,37 @@ def effect_of(cancellation: Cancellation, to: CancellationStatus, balance: int) 
     definitive failure, and stays held while KCP's answer is unknown.
 
     `balance` is the payment's balance the change is decided from (KCP's, before this cancel).
+    The tax-free part (mixed taxation) moves the same way, beside it.
     """
-    amount = cancellation.amount or 0
+    amount, free = cancellation.amount or 0, cancellation.tax_free_amount
     held = cancellation.status in HOLDING
     locked = cancellation.status in SENT
     if to is CancellationStatus.SUCCEEDED:
         after = balance - amount
         status = PaymentStatus.CANCELLED if after <= 0 else PaymentStatus.PARTIALLY_CANCELLED
         if held:  # its items were taken with the hold
-            return PaymentEffect(-amount, 0, locked, status, balance)
+            return PaymentEffect(
+                -amount, 0, locked, status, balance, tax_free_cancelled=free, tax_free_held=-free
+            )
         # A correction (e.g. FAILED, but KCP had applied it): the amount leaves both balances,
         # and its items, given back when it failed, are removed again.
         items = cancellation.removed_items
-        return PaymentEffect(-amount, -amount, False, status, balance, idle=True, add_items=items)
+        return PaymentEffect(
+            -amount,
+            -amount,
+            False,
+            status,
+            balance,
+            idle=True,
+            add_items=items,
+            tax_free_cancelled=free,
+        )
     if to in HOLDING:
         return PaymentEffect()  # still open: keep the hold, the items and the lock
     if held:  # refused or never applied: give the amount and the items back
-        return PaymentEffect(0, amount, locked, release_items=cancellation.removed_items)
+        return PaymentEffect(
+            0, amount, locked, release_items=cancellation.removed_items, tax_free_held=-free
+        )
     return PaymentEffect()
 
 

@@ -18,6 +18,7 @@ from cancelflow.cancellations.model import (
     Review,
 )
 from cancelflow.kernel.events import Event
+from cancelflow.payments.model import Payment
 from cancelflow.payments.ports import PaymentStore
 from cancelflow.shops.ports import ShopStore
 
@@ -135,10 +136,13 @@ class CancellationStore(PaymentStore, ShopStore, Protocol):
 
     def get_cancellation(self, shop_id: str, cancellation_id: str) -> Cancellation | None: ...
 
-    def reserve(self, cancellation: Cancellation, amount: int) -> None:
-        """REQUESTED -> RESERVED, lowering the payment's available balance by amount.
+    def reserve(self, cancellation: Cancellation, amount: int, seen: Payment | None = None) -> None:
+        """REQUESTED -> RESERVED, lowering the payment's available balance by amount (and
+        holding the cancellation's tax_free_amount of its tax-free part).
 
-        InsufficientBalance if it no longer covers it; Conflict if not REQUESTED any more.
+        InsufficientBalance if it no longer covers it, or, for a mixed-tax payment `seen` (the
+        payment the decision was made from), if its balances moved since; Conflict if not
+        REQUESTED any more.
         """
         ...
 

@@ -76,6 +76,7 @@ class CancelRequest:
     refund_account: RefundAccount | None = None
     requested_by: str = "CUSTOMER"  # or SHOP
     removed_items: tuple[int, ...] = ()
+    tax_free_amount: int | None = None  # mixed taxation; None: eligibility.split_tax_free
 
     def ask(self) -> CancelAsk:
         return _ask(
@@ -84,6 +85,7 @@ class CancelRequest:
             self.requested_by,
             self.refund_account,
             self.removed_items,
+            self.tax_free_amount,
         )
 
     def fingerprint(self, tno: str) -> str:
@@ -100,6 +102,8 @@ class CancelRequest:
             "requested_by": self.requested_by,
             "removed_items": list(self.removed_items),
         }
+        if self.tax_free_amount is not None:  # absent: the same hash as before it existed
+            doc["tax_free_amount"] = self.tax_free_amount
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -109,6 +113,7 @@ def _ask(
     requested_by: str,
     account: RefundAccount | None,
     removed_items: tuple[int, ...],
+    tax_free_amount: int | None = None,
 ) -> CancelAsk:
     # Imported here: only Decide and the API judge eligibility, the other steps never do.
     from cancelflow.cancellations.eligibility import CancelAsk
@@ -119,6 +124,7 @@ def _ask(
         requested_by="SHOP" if requested_by == "SHOP" else "CUSTOMER",
         has_refund_account=account is not None,
         removed_items=removed_items,
+        tax_free_amount=tax_free_amount,
     )
 
 
@@ -193,6 +199,7 @@ def request_cancellation(
         refund_account=request.refund_account,
         requested_by=request.requested_by,
         removed_items=request.removed_items,
+        requested_tax_free_amount=request.tax_free_amount,
     )
     try:
         store.create_cancellation(cancellation, idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)
@@ -296,32 +303,48 @@ def decide(store: CancellationStore, clock: Clock, shop_id: str, cancellation_id
         cancellation.requested_by,
         cancellation.refund_account,
         cancellation.removed_items,
+        cancellation.requested_tax_free_amount,
     )
     policy = store.get_policy(shop_id)
     from cancelflow.cancellations import eligibility  # see _ask
 
     decision = eligibility.decide(payment, ask, policy, now)
-    if not decision.allowed:
-        return settle_with(
-            CancellationStatus.REJECTED, *decision.reasons, policy_version=decision.policy_version
+    for tries_left in reversed(range(RESERVE_TRIES)):
+        if not decision.allowed:
+            return settle_with(
+                CancellationStatus.REJECTED,
+                *decision.reasons,
+                policy_version=decision.policy_version,
+            )
+        decided = replace(
+            cancellation,
+            updated_at=now,
+            breakdown=decision.breakdown,
+            policy_version=decision.policy_version,
+            tax_free_amount=decision.tax_free_amount,
         )
-    decided = replace(
-        cancellation,
-        updated_at=now,
-        breakdown=decision.breakdown,
-        policy_version=decision.policy_version,
-    )
-    try:
-        store.reserve(decided, decision.amount)
-    except InsufficientBalance:
-        # A concurrent cancel took the balance or one of the items first: say which.
-        fresh = store.get_payment(shop_id, cancellation.tno)
-        again = eligibility.decide(fresh, ask, policy, now) if fresh else None
-        reasons = again.reasons if again and not again.allowed else ("AMOUNT_EXCEEDS_BALANCE",)
-        return settle_with(CancellationStatus.REJECTED, *reasons)
-    except Conflict:
-        return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": Next.SEND}
-    return {"next": Next.SEND, "amount": decision.amount}
+        try:
+            # A mixed-tax hold is conditional on the payment as decided from (both parts).
+            store.reserve(decided, decision.amount, seen=payment)
+            break
+        except InsufficientBalance:
+            # A concurrent cancel took the balance or one of the items first: say which.
+            fresh = store.get_payment(shop_id, cancellation.tno)
+            again = eligibility.decide(fresh, ask, policy, now) if fresh else None
+            if fresh and again and again.allowed and fresh.mixed_tax and tries_left:
+                payment, decision = fresh, again  # only the parts' balances moved: decide again
+                continue
+            reasons = again.reasons if again and not again.allowed else ("AMOUNT_EXCEEDS_BALANCE",)
+            return settle_with(CancellationStatus.REJECTED, *reasons)
+        except Conflict:
+            return _route_existing(_load(store, shop_id, cancellation_id)) or {"next": Next.SEND}
+    step: Step = {"next": Next.SEND, "amount": decision.amount}
+    if payment.mixed_tax:  # the execution's history shows both parts of what is sent
+        step["tax_free_amount"] = decision.tax_free_amount
+    return step
+
+
+RESERVE_TRIES = 3  # a mixed-tax hold decided from a payment another cancel changed meanwhile
 
 
 NOT_SENT_TRIES = 3  # a cancel that never left is safe to try again at once
@@ -393,14 +416,18 @@ def _dispatch(
     if payment is None:
         raise LookupError(f"payment {cancellation.tno} not found")
     amount, before = cancellation.amount or 0, cancellation.balance_before or 0
+    # KCP's full cancel (STSC) only while nothing was cancelled before; the rest of a
+    # partly cancelled payment is a partial cancel of the whole remaining balance.
+    full = amount == payment.amount == before
     order = CancelOrder(
         tno=cancellation.tno,
         method=payment.method,
         reason=cancellation.reason or cancellation.reason_code,
-        # KCP's full cancel (STSC) only while nothing was cancelled before; the rest of a
-        # partly cancelled payment is a partial cancel of the whole remaining balance.
-        amount=None if amount == payment.amount == before else amount,
+        amount=None if full else amount,
         balance_before=before,
+        # A full cancel (STSC) takes both parts whole; a partial one names them (TG03).
+        tax_free_amount=0 if full else cancellation.tax_free_amount,
+        mixed_tax=payment.mixed_tax,
         refund_account=cancellation.refund_account,
     )
     for n in range(NOT_SENT_TRIES):

@@ -41,6 +41,7 @@ class Step(TypedDict, total=False):
     verdict: Verdict  # with SETTLE and REVIEW
     tries: int  # with RECONCILE and WAIT: the inquiries made so far
     amount: int  # with SEND: the amount held
+    tax_free_amount: int  # with SEND: its tax-free part (mixed taxation; the rest is taxable)
 
 
 class Route(Exception):

@@ -398,6 +398,7 @@ def to_cancel_request(body: CancelIn) -> CancelRequest:
         amount=body.amount,
         requested_by=body.requested_by.value,
         removed_items=tuple(body.removed_items),
+        tax_free_amount=body.tax_free_amount,
         refund_account=RefundAccount(
             account.bank_code, account.number.replace("-", ""), account.holder
         )

@@ -95,6 +95,7 @@ class CancelIn(Strict):
                 {"reason_code": "CHANGE_OF_MIND", "reason": "단순 변심"},
                 {"reason_code": "DEFECTIVE", "amount": 5000},
                 {"reason_code": "ORDER_CHANGE", "removed_items": [1]},
+                {"reason_code": "DEFECTIVE", "amount": 8000, "tax_free_amount": 3000},
             ]
         },
     )
@@ -109,6 +110,17 @@ class CancelIn(Strict):
         description="ORDER_CHANGE: positions (from 0) of the payment's items given back",
     )
     refund_account: RefundAccountIn | None = None
+    tax_free_amount: Annotated[int, Field(strict=True, ge=0, le=10_000_000_000)] | None = Field(
+        default=None,
+        description="Mixed taxation: the refund's tax-free part (the rest is taxable, VAT "
+        "included). Absent: split in proportion to what is left of each part of the payment",
+    )
+
+    @model_validator(mode="after")
+    def _tax_free_within_amount(self) -> CancelIn:
+        if self.amount is not None and (self.tax_free_amount or 0) > self.amount:
+            raise ValueError("tax_free_amount cannot exceed amount")
+        return self
 
 
 class FulfillmentIn(Strict):

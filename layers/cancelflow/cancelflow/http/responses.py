@@ -101,6 +101,11 @@ PAYMENT_EXAMPLE: dict[str, Any] = {
     "fulfillment": "PROCESSING",
     "fulfillment_at": None,
     "delivered_at": None,
+    "taxable_amount": 15000,
+    "taxable_cancelled_amount": 5000,
+    "taxable_balance": 10000,
+    "tax_free_cancelled_amount": 0,
+    "tax_free_balance": 0,
 }
 
 
@@ -128,6 +133,12 @@ class Payment(Answer):
     fulfillment: Fulfillment
     fulfillment_at: KstTime | None
     delivered_at: KstTime | None
+    # Mixed taxation (복합과세): the amount, cancelled amount and balance, each in two parts.
+    taxable_amount: Krw = Field(description="amount less tax_free_amount (VAT included)")
+    taxable_cancelled_amount: Krw
+    taxable_balance: Krw = Field(description="The taxable part of the balance")
+    tax_free_cancelled_amount: Krw
+    tax_free_balance: Krw = Field(description="The tax-free part of the balance")
 
 
 class PaymentPage(Page[Payment]):
@@ -218,6 +229,11 @@ CANCELLATION_EXAMPLE: dict[str, Any] = {
     "requested_amount": 5000,
     "amount": 5000,
     "refunded_amount": 5000,
+    "requested_tax_free_amount": None,
+    "tax_free_amount": 0,
+    "taxable_amount": 5000,
+    "refunded_tax_free_amount": 0,
+    "refunded_taxable_amount": 5000,
     "reason_code": "DEFECTIVE",
     "reason": "불량",
     "reasons": [],
@@ -290,6 +306,13 @@ class CancellationSummary(Answer):
     requested_amount: int | None = Field(description="null: everything that was left")
     amount: int | None = Field(description="The decided refund, held against the payment")
     refunded_amount: Krw
+    requested_tax_free_amount: int | None = Field(
+        description="The tax-free part asked for; null: split in proportion to what is left"
+    )
+    tax_free_amount: Krw = Field(description="The decided refund's tax-free part")
+    taxable_amount: Krw = Field(description="The decided refund's taxable part (VAT included)")
+    refunded_tax_free_amount: Krw
+    refunded_taxable_amount: Krw
     reason_code: str
     reason: str
     reasons: list[Reason] = Field(description="Why it was rejected or failed")

@@ -45,6 +45,11 @@ def _payment_fields(payment: Payment) -> dict[str, Any]:
         "fulfillment": payment.fulfillment.value,
         "fulfillment_at": _kst(payment.fulfillment_at),
         "delivered_at": _kst(payment.delivered_at),
+        "taxable_amount": payment.amount - payment.tax_free_amount,
+        "taxable_cancelled_amount": payment.taxable_cancelled_amount,
+        "taxable_balance": payment.taxable_balance,
+        "tax_free_cancelled_amount": payment.tax_free_cancelled_amount,
+        "tax_free_balance": payment.tax_free_balance,
     }
 
 
@@ -104,13 +109,19 @@ def line_view(line: BreakdownLine, lang: str) -> out.BreakdownLine:
 def _cancellation_fields(cancellation: Cancellation, execution_id: str, lang: str) -> dict:
     c = cancellation
     account = c.refund_account
+    refunded = c.status is CancellationStatus.SUCCEEDED
     return {
         "cancellation_id": c.cancellation_id,
         "tno": c.tno,
         "status": c.status.value,
         "requested_amount": c.requested_amount,
         "amount": c.amount,
-        "refunded_amount": (c.amount or 0) if c.status is CancellationStatus.SUCCEEDED else 0,
+        "refunded_amount": (c.amount or 0) if refunded else 0,
+        "requested_tax_free_amount": c.requested_tax_free_amount,
+        "tax_free_amount": c.tax_free_amount,
+        "taxable_amount": c.taxable_amount,
+        "refunded_tax_free_amount": c.tax_free_amount if refunded else 0,
+        "refunded_taxable_amount": c.taxable_amount if refunded else 0,
         "reason_code": c.reason_code,
         "reason": c.reason,
         "reasons": [explain(code, lang) for code in c.reasons],

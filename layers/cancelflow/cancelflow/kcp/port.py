@@ -58,6 +58,9 @@ class CancelOrder:
     amount: int | None = None  # partial amount (KRW)
     balance_before: int | None = None  # cancellable balance before this cancel (rem_mny)
     tax_free_amount: int = 0  # tax-free part of a partial cancel (mixed taxation)
+    # A mixed-taxation payment: its partial cancels name both parts (TG03), even one whose
+    # tax-free part is 0; a full cancel (amount None) takes both whole and names neither.
+    mixed_tax: bool = False
     refund_account: RefundAccount | None = None  # virtual account / transfer refunds
 
 

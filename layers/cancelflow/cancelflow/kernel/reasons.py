@@ -134,6 +134,21 @@ REASONS: dict[str, dict[str, str]] = {
         "ko": "취소 금액은 0원보다 커야 합니다.",
         "en": "The amount to cancel must be more than 0 KRW.",
     },
+    # Mixed taxation (복합과세, issue 12)
+    "TAX_FREE_EXCEEDS_BALANCE": {
+        "ko": "요청한 면세 금액이 결제의 취소 가능한 면세 잔액보다 큽니다.",
+        "en": "The tax-free amount is more than the payment's cancellable tax-free balance.",
+    },
+    "TAXABLE_EXCEEDS_BALANCE": {
+        "ko": "취소 금액 중 과세 금액(취소 금액 - 면세 금액)이 결제의 취소 가능한 과세 "
+        "잔액보다 큽니다. 면세 금액을 더 크게 지정하세요.",
+        "en": "The taxable part (amount less tax_free_amount) is more than the payment's "
+        "cancellable taxable balance; name a larger tax_free_amount.",
+    },
+    "TAX_FREE_EXCEEDS_REFUND": {
+        "ko": "면세 금액이 환불 금액(반품 배송비 차감 후)보다 큽니다.",
+        "en": "The tax-free amount is more than the refund (after any return shipping fee).",
+    },
 }
 
 

@@ -23,6 +23,10 @@ COLUMNS = {
         "상태",
         "배송상태",
         "구매자",
+        "과세취소금액",
+        "과세잔액",
+        "면세취소금액",
+        "면세잔액",
     ],
     "en": [
         "Approved at (KST)",
@@ -37,6 +41,10 @@ COLUMNS = {
         "Status",
         "Fulfillment",
         "Buyer",
+        "Taxable cancelled",
+        "Taxable balance",
+        "Tax-free cancelled",
+        "Tax-free balance",
     ],
 }
 
@@ -55,6 +63,12 @@ def _row(p: Payment) -> list[str | int]:
         p.status.value,
         p.fulfillment.value,
         text_cell(p.buyer_name),
+        # Mixed taxation: both parts of the cancelled amount and of the balance (appended, so
+        # a sheet reading the columns above by position keeps working).
+        p.taxable_cancelled_amount,
+        p.taxable_balance,
+        p.tax_free_cancelled_amount,
+        p.tax_free_balance,
     ]
 
 

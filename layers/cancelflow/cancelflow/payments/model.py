@@ -63,6 +63,11 @@ class Payment:
     removed_items: frozenset[int] = frozenset()
     # Cancelled outside cancelflow (KCP's merchant admin), as KCP's notifications reported it.
     externally_cancelled: int = 0
+    # The tax-free part (mixed taxation) of what was cancelled, and of what open cancels hold.
+    # Counters, not balances, so a record kept before they existed reads as 0 (all taxable)
+    # and a virtual account's deposit needs no change to them.
+    tax_free_cancelled: int = 0
+    tax_free_held: int = 0
 
     def __post_init__(self) -> None:
         if self.balance < 0:
@@ -75,6 +80,42 @@ class Payment:
         if self.status is PaymentStatus.AWAITING_DEPOSIT:
             return 0  # nothing was paid yet, so nothing was cancelled
         return self.amount - self.balance
+
+    @property
+    def mixed_tax(self) -> bool:
+        """A mixed-taxation (복합과세) payment: KCP wants each partial cancel split (TG03)."""
+        return self.tax_free_amount > 0
+
+    @property
+    def tax_free_balance(self) -> int:
+        """The tax-free part of `balance`. A cancel KCP reported without its parts (one made
+        in KCP's merchant admin) is taken as taxable first, as KCP's sandbox does."""
+        if self.status is PaymentStatus.AWAITING_DEPOSIT:
+            return 0
+        return max(0, min(self.tax_free_amount - self.tax_free_cancelled, self.balance))
+
+    @property
+    def taxable_balance(self) -> int:
+        return self.balance - self.tax_free_balance
+
+    @property
+    def tax_free_available(self) -> int:
+        """The tax-free part of `available`: the tax-free balance less what open cancels hold."""
+        return max(0, min(self.tax_free_balance - self.tax_free_held, self.available))
+
+    @property
+    def taxable_available(self) -> int:
+        return self.available - self.tax_free_available
+
+    @property
+    def tax_free_cancelled_amount(self) -> int:
+        if self.status is PaymentStatus.AWAITING_DEPOSIT:
+            return 0
+        return self.tax_free_amount - self.tax_free_balance
+
+    @property
+    def taxable_cancelled_amount(self) -> int:
+        return self.cancelled_amount - self.tax_free_cancelled_amount
 
     def same_registration(self, other: Payment) -> bool:
         """True when a repeated registration carries the same facts (idempotent on tno)."""

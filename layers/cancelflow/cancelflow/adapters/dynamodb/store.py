@@ -483,13 +483,16 @@ class DynamoStore:
                 raise Conflict("idempotency key already used") from e
             raise
 
-    def reserve(self, cancellation: Cancellation, amount: int) -> None:
-        """REQUESTED -> RESERVED with the decision (amount, breakdown, policy version); the
-        payment's available balance lowered and the removed items taken, if still free."""
+    def reserve(self, cancellation: Cancellation, amount: int, seen: Payment | None = None) -> None:
+        """REQUESTED -> RESERVED with the decision (amount, breakdown, policy version, tax-free
+        part); the payment's available balance lowered, its tax-free part held and the removed
+        items taken, if still free. A mixed-tax payment's hold is conditional on the payment
+        being as `seen` (DynamoDB cannot compare a difference of its attributes)."""
         now = to_utc_text(cancellation.updated_at)
         decision = {
             ":breakdown": [_line_doc(line) for line in cancellation.breakdown],
             ":policy": cancellation.policy_version,
+            ":free": cancellation.tax_free_amount,
         }
         take, free, items = "", "", cancellation.removed_items
         item_values: dict[str, Any] = {}
@@ -497,13 +500,25 @@ class DynamoStore:
             take = " ADD removed_items :items"
             free = "".join(f" AND NOT contains(removed_items, :i{n})" for n in range(len(items)))
             item_values = {":items": set(items)} | {f":i{n}": i for n, i in enumerate(items)}
+        if cancellation.tax_free_amount:
+            take = ", tax_free_held = if_not_exists(tax_free_held, :zero) + :free" + take
+            item_values |= {":free": cancellation.tax_free_amount, ":zero": 0}
+        if seen is not None and seen.mixed_tax:
+            free += " AND balance = :seen_bal AND available = :seen_avail AND " + (
+                "tax_free_held = :seen_held"
+                if seen.tax_free_held
+                else "(attribute_not_exists(tax_free_held) OR tax_free_held = :seen_held)"
+            )
+            item_values |= {":seen_bal": seen.balance, ":seen_avail": seen.available}
+            item_values |= {":seen_held": seen.tax_free_held}
         try:
             self._db.transact_write_items(
                 TransactItems=[
                     self._update(
                         cancellation_key(cancellation.shop_id, cancellation.cancellation_id),
                         "SET #st = :reserved, amount = :amt, updated_at = :now, "
-                        "breakdown = :breakdown, policy_version = :policy",
+                        "breakdown = :breakdown, policy_version = :policy, "
+                        "tax_free_amount = :free",
                         "#st = :requested",
                         {":reserved": "RESERVED", ":amt": amount, ":now": now}
                         | {":requested": "REQUESTED"}
@@ -709,6 +724,13 @@ class DynamoStore:
         if effect.available:
             sets.append("available = available + :davail")
             values[":davail"] = effect.available
+        for name, delta in (
+            ("tax_free_cancelled", effect.tax_free_cancelled),
+            ("tax_free_held", effect.tax_free_held),
+        ):
+            if delta:
+                sets.append(f"{name} = if_not_exists({name}, :zero) + :d_{name}")
+                values |= {":zero": 0, f":d_{name}": delta}
         if effect.status is not None:
             sets.append("#st = :pstatus")
             values[":pstatus"] = effect.status.value
@@ -978,6 +1000,8 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "confirmed_by": c.confirmed_by or None,
             "corrected_from": c.corrected_from or None,
             "review": _review_doc(c.review) if c.review else None,
+            "requested_tax_free_amount": c.requested_tax_free_amount,
+            "tax_free_amount": c.tax_free_amount or None,
         }
     )
 
@@ -1011,6 +1035,8 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         confirmed_by=i.get("confirmed_by", ""),
         corrected_from=i.get("corrected_from", ""),
         review=_review_from(i.get("review")),
+        requested_tax_free_amount=i.get("requested_tax_free_amount"),
+        tax_free_amount=i.get("tax_free_amount", 0),
     )
 
 

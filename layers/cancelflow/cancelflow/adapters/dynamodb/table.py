@@ -162,6 +162,8 @@ def payment_item(p: Payment) -> dict[str, Any]:
         "delivered_at": text_of(p.delivered_at),
         "removed_items": set(p.removed_items) or None,  # a number set (never empty in DynamoDB)
         "externally_cancelled": p.externally_cancelled or None,
+        "tax_free_cancelled": p.tax_free_cancelled or None,
+        "tax_free_held": p.tax_free_held or None,
     }
 
 
@@ -189,6 +191,8 @@ def payment_from(i: dict[str, Any]) -> Payment:
         in_flight=i.get("in_flight", ""),
         removed_items=frozenset(i.get("removed_items", ())),
         externally_cancelled=i.get("externally_cancelled", 0),
+        tax_free_cancelled=i.get("tax_free_cancelled", 0),
+        tax_free_held=i.get("tax_free_held", 0),
     )
 
 
