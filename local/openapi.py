@@ -81,8 +81,9 @@ def generate() -> dict[str, Any]:
     }
     doc["security"] = [{"shopKey": []}]
     from cancelflow.http import responses
+    from cancelflow.http.batch_requests import BatchIn
 
-    only_what_is_sent(doc, (responses.PolicyIn, responses.PolicyPatch))
+    only_what_is_sent(doc, (responses.PolicyIn, responses.PolicyPatch, BatchIn))
     return doc
 
 

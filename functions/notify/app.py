@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cancelflow import runtime
 from cancelflow.adapters import logs
-from cancelflow.cancellations.emails import outcome_emails
+from cancelflow.cancellations.emails import send_outcome
 
 logger = Logger()
 
@@ -24,12 +24,6 @@ class NotifyEvent(TypedDict):
 def handler(event: NotifyEvent, context: LambdaContext) -> dict:
     store = runtime.store()
     shop = runtime.shop(event["shop_id"])
-    cancellation = store.get_cancellation(shop.shop_id, event["cancellation_id"])
-    payment = store.get_payment(shop.shop_id, cancellation.tno) if cancellation else None
-    if cancellation is None or payment is None:
-        raise LookupError("cancellation or payment vanished")
     language = store.get_policy(shop.shop_id).email_language
-    emails = outcome_emails(shop, payment, cancellation, language)
-    for email in emails:
-        runtime.mailer().send(email)
-    return {"sent": len(emails)}
+    sent = send_outcome(store, runtime.mailer(), shop, event["cancellation_id"], language)
+    return {"sent": sent}

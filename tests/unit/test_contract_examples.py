@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cancelflow.http import batch_requests as batch_schemas
 from cancelflow.http import operator_requests, operator_responses, responses
 from cancelflow.http import requests as schemas
 from cancelflow.http import subscription_requests as billing_schemas
@@ -24,7 +25,7 @@ DOC = json.loads(OUT.read_text(encoding="utf-8"))
 OPERATOR_DOC = json.loads(operator_openapi.OUT.read_text(encoding="utf-8"))
 DOCS = {"shop": DOC, "operator": OPERATOR_DOC}
 MODELS = {
-    "shop": (responses, schemas, billing_schemas),
+    "shop": (responses, schemas, billing_schemas, batch_schemas),
     "operator": (operator_responses, operator_requests, responses),
 }
 OPERATIONS = [

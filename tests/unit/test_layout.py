@@ -19,6 +19,7 @@ RANKS = {
     "payments": 3,
     "cancellations": 4,
     "subscriptions": 5,
+    "batches": 6,  # bulk cancels: ordinary cancellations, paced by billing's clock
     "notifications": 6,  # KCP's notifications: act on payments and record external cancels
     "webhooks": 7,
     "adapters": 8,

@@ -64,6 +64,8 @@ TASKS = lambda_tasks()
 def test_every_lambda_task_of_every_state_machine_is_found() -> None:
     functions = {logical_id for _, logical_id, _ in TASKS}
     assert functions == {
+        "BatchRunFunction",
+        "BatchLaneFunction",
         "DecideFunction",
         "SendCancelFunction",
         "ReconcileFunction",

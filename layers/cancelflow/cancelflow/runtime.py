@@ -256,3 +256,59 @@ def failure_counts() -> Any:
     from cancelflow.adapters.dynamodb.failures import DynamoFailureCounts
 
     return DynamoFailureCounts(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+# --- bulk cancels (issue 16) ---------------------------------------------------------------
+
+
+@cache
+def batches() -> Any:
+    from cancelflow.adapters.dynamodb.batches import DynamoBatches
+
+    return DynamoBatches(aws.client("dynamodb"), setting("TABLE_NAME"))
+
+
+class BatchStarter(StepFunctionsStarter):
+    """Starts the CancellationBatch execution named by the batch id (a BatchStarter)."""
+
+    def start(self, batch: Any) -> str:  # type: ignore[override]
+        payload = {"shop_id": batch.shop_id, "batch_id": batch.batch_id}
+        try:
+            answer = self._sfn.start_execution(
+                stateMachineArn=self._arn, name=batch.batch_id, input=json.dumps(payload)
+            )
+            return str(answer["executionArn"])
+        except self._sfn.exceptions.ExecutionAlreadyExists:
+            return self.execution_arn(batch.batch_id)
+
+
+@cache
+def batch_starter() -> BatchStarter:
+    return BatchStarter(aws.client("stepfunctions"), setting("BATCH_STATE_MACHINE_ARN"))
+
+
+def batch_tps() -> float:
+    """The KCP calls per second a batch may make: the merchant's allowance for bulk cancels."""
+    return float(setting("BATCH_KCP_TPS", "5"))
+
+
+def batch_max_lanes() -> int:
+    return int(setting("BATCH_MAX_CONCURRENCY", "10"))
+
+
+def lane_deps(shop_id: str) -> Any:
+    """What a batch's lane needs: the shop's KCP client, the stores, mailer and email language,
+    and the ordinary cancel workflow for an item whose KCP answer is unknown."""
+    from cancelflow.batches.service import LaneDeps
+
+    found = shop(shop_id)
+    return LaneDeps(
+        batches=batches(),
+        store=store(),
+        gateway=gateway_for(found),
+        mailer=mailer(),
+        clock=clock,
+        shop=found,
+        handoff=starter(),
+        language=store().get_policy(shop_id).email_language,
+    )

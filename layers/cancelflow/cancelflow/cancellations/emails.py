@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cancelflow.cancellations.model import Cancellation, CancellationStatus
-from cancelflow.kernel.email import Email, Letter, language, moment_text, won
+from cancelflow.kernel.email import Email, Letter, Mailer, language, moment_text, won
 from cancelflow.kernel.reasons import BREAKDOWN, explain
 from cancelflow.payments.model import Payment
 from cancelflow.shops.model import Shop
+
+if TYPE_CHECKING:
+    from cancelflow.cancellations.ports import CancellationStore
 
 _SUBJECTS = {
     "ko": {
@@ -119,3 +124,17 @@ def outcome_emails(
     )
     to_shop = Letter(labels["shop_intro"], lead, tuple(shop_facts)).to(shop.email, shop_subject)
     return [customer, to_shop]
+
+
+def send_outcome(
+    store: CancellationStore, mailer: Mailer, shop: Shop, cancellation_id: str, lang: str
+) -> int:
+    """Mail a settled cancellation's outcome (the Notify step, and a batch's lane): how many."""
+    cancellation = store.get_cancellation(shop.shop_id, cancellation_id)
+    payment = store.get_payment(shop.shop_id, cancellation.tno) if cancellation else None
+    if cancellation is None or payment is None:
+        raise LookupError("cancellation or payment vanished")
+    emails = outcome_emails(shop, payment, cancellation, lang)
+    for email in emails:
+        mailer.send(email)
+    return len(emails)

@@ -46,6 +46,91 @@ class Page[T](Answer):
     )
 
 
+# --- bulk cancels (issue 16) ---------------------------------------------------------------
+
+BATCH_ITEM_EXAMPLE = {
+    "seq": 2,
+    "tno": "20261203123457",
+    "amount": 5000,
+    "reason_code": "DEFECTIVE",
+    "status": "REJECTED",
+    "cancellation_id": None,
+    "reasons": ["TIME_WINDOW_EXPIRED"],
+    "detail": "The cancel window for this payment has passed.",
+    "updated_at": "2026-12-03T10:15:02+09:00",
+}
+
+
+class BatchItem(Answer):
+    """One payment of a batch and where it stands. OPEN: sent, KCP's answer not known yet; its
+    cancellation (cancellation_id) is settled by its own workflow and is never sent again."""
+
+    model_config = _examples(BATCH_ITEM_EXAMPLE)
+
+    seq: int = Field(description="Position in the request, from 1")
+    tno: str
+    amount: Krw | None = Field(description="As requested; null: everything that was left")
+    reason_code: str
+    status: str = Field(
+        json_schema_extra={
+            "enum": ["PENDING", "SUCCEEDED", "REJECTED", "FAILED", "OPEN", "SKIPPED"]
+        }
+    )
+    cancellation_id: str | None
+    reasons: list[str] = Field(description="Why it did not succeed: stable codes")
+    detail: str | None
+    updated_at: KstTime | None
+
+
+class BatchItemPage(Page[BatchItem]):
+    """A page of a batch's items, by position."""
+
+    model_config = _examples({"items": [BATCH_ITEM_EXAMPLE], "next_cursor": None})
+
+
+BATCH_EXAMPLE = {
+    "id": "cbt_5f2c0e7a9b1d4c3e8f6a7b2c",
+    "status": "RUNNING",
+    "total": 3,
+    "started": 2,
+    "progress": 0.67,
+    "counts": {
+        "PENDING": 1,
+        "SUCCEEDED": 1,
+        "REJECTED": 1,
+        "FAILED": 0,
+        "OPEN": 0,
+        "SKIPPED": 0,
+    },
+    "tps": 5.0,
+    "not_succeeded": [BATCH_ITEM_EXAMPLE],
+    "created_at": "2026-12-03T10:15:00+09:00",
+    "started_at": "2026-12-03T10:15:01+09:00",
+    "finished_at": None,
+}
+
+
+class Batch(Answer):
+    """A cancellation batch: counts by item status, progress, and the first items that did not
+    succeed with why (all of them: GET …/items?status=)."""
+
+    model_config = _examples(BATCH_EXAMPLE)
+
+    id: str
+    status: str = Field(
+        json_schema_extra={"enum": ["QUEUED", "RUNNING", "STOPPING", "COMPLETED", "CANCELLED"]}
+    )
+    total: int
+    started: int = Field(description="Items past PENDING")
+    progress: float = Field(ge=0, le=1, description="started / total")
+    counts: dict[str, int] = Field(description="Items by status")
+    tps: float = Field(description="KCP calls per second this batch may make")
+    not_succeeded: list[BatchItem] = Field(description="Up to 20, by position")
+    created_at: KstTime | None
+    started_at: KstTime | None
+    finished_at: KstTime | None
+
+
 # --- KCP -----------------------------------------------------------------------------------
 
 GATEWAY_EXAMPLE = {

@@ -53,6 +53,10 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "WEBHOOK_ENDPOINT_DISABLED": (409, "The webhook endpoint is disabled."),
     "WEBHOOK_URL_REFUSED": (422, "Webhooks go only to HTTPS URLs at public addresses."),
     "WEBHOOK_EVENT_UNKNOWN": (422, "Some event types are not known."),
+    # Bulk cancels (issue 16)
+    "BATCH_NOT_FOUND": (404, "No cancellation batch with this id for your shop."),
+    "BATCH_ENDED": (409, "This batch has ended; there is nothing left to stop."),
+    "BATCH_DUPLICATE_TNO": (422, "A batch names each payment once."),
 }
 # Every reason a cancel can be refused for (eligibility) is also a 422 code the API may answer.
 CATALOGUE |= {code: (422, text["en"]) for code, text in REASONS.items() if code not in CATALOGUE}

@@ -27,6 +27,12 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     GSI3 SubscriptionsDue (sparse, while ACTIVE): DUE#{date}#{shard} / {shop}#{id}
     charge          PK SHOP#{shop}#SUB#{id}        SK CHARGE#{period}#{attempt:02d}
     run lease       PK BILLING#RUN                 SK LEASE   (holder: the charging execution)
+    batch           PK SHOP#{shop}#BATCH#{id}      SK BATCH     (counts by item status; TTL)
+    batch item      PK SHOP#{shop}#BATCH#{id}      SK ITEM#{seq:05d}
+                    GSI1 ShopTimeline (sparse, once it did not succeed):
+                    SHOP#{shop}#BATCH#{id}#{status} / {seq:05d}
+    batch key       PK SHOP#{shop}#BATCHKEY#{sha256} SK BATCHKEY  (idempotency; TTL)
+    batch lease     PK SHOP#{shop}#BATCHLEASE      SK LEASE   (holder: the running batch execution)
     failure counter PK SHOP#{shop}#FAILURES        SK {KST day}#{kind}#{kcp code}#{reason}#{shard}
                     (the failure-case report: written in its outcome's transaction; failures.py)
 
