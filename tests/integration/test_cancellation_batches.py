@@ -72,12 +72,12 @@ def test_each_item_is_cancelled_once_at_kcp_within_the_batchs_tps(
     stack: LocalStack, shop: ShopClient, sandbox: Sandbox
 ) -> None:
     tnos = paid(shop, sandbox, 12)
-    late = sandbox.approve(amount=9000, approved_at="2025-01-02T10:00:00+09:00")
-    assert shop.register(late).status == 201  # a year old: outside every cancel window
+    over = sandbox.approve(amount=9000)
+    assert shop.register(over).status == 201
     body = {
         "items": [{"tno": t, "reason_code": "DEFECTIVE", "reason": "리콜"} for t in tnos[:10]]
         + [{"tno": tnos[10], "amount": 5000, "reason_code": "DEFECTIVE"}]
-        + [{"tno": late["tno"], "reason_code": "CHANGE_OF_MIND"}]
+        + [{"tno": over["tno"], "amount": 10000, "reason_code": "CHANGE_OF_MIND"}]
         + [{"tno": tnos[11], "reason_code": "DEFECTIVE"}],
         "tps": 4,
     }
@@ -99,14 +99,15 @@ def test_each_item_is_cancelled_once_at_kcp_within_the_batchs_tps(
     }
     assert done["progress"] == 1.0
     [refused] = done["not_succeeded"]
-    assert refused["tno"] == late["tno"] and refused["status"] == "REJECTED"
-    assert refused["reasons"] and refused["detail"] and refused["cancellation_id"] is None
+    assert refused["tno"] == over["tno"] and refused["status"] == "REJECTED"
+    assert refused["reasons"] == ["AMOUNT_EXCEEDS_BALANCE"] and refused["detail"]
+    assert refused["cancellation_id"] is None  # refused as the API refuses it: nothing written
 
     # KCP: each payment cancelled once, the partial one by its amount, the late one never; no
     # second of the run heard more than the batch's 4 calls.
     for tno in tnos:
         assert len(sandbox.calls(tno)) == 1, tno
-    assert sandbox.calls(late["tno"]) == []
+    assert sandbox.calls(over["tno"]) == []
     assert sandbox.state(tnos[10])["balance"] == 12000 - 5000
     assert sandbox.state(tnos[0])["balance"] == 0
     assert busiest_second(cancel_times(sandbox, tnos)) <= 4
@@ -131,7 +132,7 @@ def test_a_csv_upload_becomes_a_batch_whose_items_page_by_position(
 ) -> None:
     tnos = paid(shop, sandbox, 3, amount=8000)
     csv = "tno,amount,reason_code,reason\r\n" + "".join(
-        f"{t},{'3,000' if n == 1 else ''},DEFECTIVE,행사 취소\r\n" for n, t in enumerate(tnos)
+        f"{t},{'"3,000"' if n == 1 else ''},DEFECTIVE,행사 취소\r\n" for n, t in enumerate(tnos)
     )
     accepted = post_batch(shop, None, csv="\ufeff" + csv)
     assert accepted.status == 202, accepted.body
