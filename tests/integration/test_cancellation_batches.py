@@ -283,3 +283,36 @@ def test_the_key_the_type_and_the_shop_are_checked(
         assert (answer.status, answer.code) == (404, "BATCH_NOT_FOUND"), (method, url)
     ended = http("POST", f"{shop.url}{BATCHES}/{mine.body['id']}/cancel", headers=shop.auth)
     assert (ended.status, ended.code) == (409, "BATCH_ENDED")
+
+
+def test_an_item_kcp_leaves_unanswered_is_open_and_settled_by_its_own_workflow_never_resent(
+    shop: ShopClient, sandbox: Sandbox
+) -> None:
+    unanswered, declined, fine = paid(shop, sandbox, 3)
+    sandbox.fault(unanswered, "commit_then_timeout", hold_seconds=5)  # applied, then silence
+    sandbox.fault(declined, "res_cd", value="8133")
+    accepted = post_batch(
+        shop,
+        {"items": [{"tno": t, "reason_code": "DEFECTIVE"} for t in (unanswered, declined, fine)]},
+    )
+    done = finished(shop, accepted.body["id"])
+    assert done["status"] == "COMPLETED", done
+    assert (done["counts"]["OPEN"], done["counts"]["FAILED"], done["counts"]["SUCCEEDED"]) == (
+        1,
+        1,
+        1,
+    ), done
+    shown = {i["tno"]: i for i in done["not_succeeded"]}
+    assert shown[declined]["status"] == "FAILED" and shown[declined]["reasons"] == [
+        "GATEWAY_DECLINED"
+    ]
+    assert shown[unanswered]["status"] == "OPEN"
+
+    # The open one goes on in the ordinary workflow: KCP's balance proves it applied, and it
+    # settles SUCCEEDED without a second cancel ever being sent.
+    outcome = shop.outcome(shown[unanswered]["cancellation_id"])
+    assert outcome["status"] == "SUCCEEDED", outcome
+    assert outcome["confirmed_by"] == "INQUIRY"
+    assert len(sandbox.calls(unanswered)) == 1
+    assert sandbox.state(unanswered)["balance"] == 0
+    assert sandbox.state(declined)["balance"] == 12000
