@@ -152,6 +152,15 @@ class Trace:
             if not self.shops:
                 yield f"{ident} is a subscription id: name its shop (SHOP=<shop id>)"
                 return
+        if ident.startswith("cbt_"):
+            for shop in self.shops:
+                batch = self._operator(f"/v1/shops/{shop}/cancellation-batches/{ident}")
+                if batch is not None:
+                    yield from self._batch(ident, batch)
+                    return
+            if not self.shops:
+                yield f"{ident} is a cancellation batch id: name its shop (SHOP=<shop id>)"
+                return
         billing = self._machine("-subscription-billing")
         run = next(
             (e for e in self._executions(billing) if ident in (e["name"], e["executionArn"])),
@@ -160,7 +169,10 @@ class Trace:
         if run is not None:
             yield from self._billing_run(run["executionArn"])
             return
-        yield f"nothing here is named {ident}: not a cancellation, subscription or billing run"
+        yield (
+            f"nothing here is named {ident}: "
+            "not a cancellation, subscription, cancellation batch or billing run"
+        )
 
     # --- the three kinds -----------------------------------------------------------------
 
@@ -199,6 +211,24 @@ class Trace:
         yield from self._calls(needles, calls, f"ordr_idxx {ident}-…")
         yield from self._mails(needles, [ident])
         yield from self._log_lines(needles)
+
+    def _batch(self, ident: str, record: dict[str, Any]) -> Iterator[str]:
+        path = f"/v1/shops/{record['shop_id']}/cancellation-batches/{ident}"
+        yield from _section(f"cancellation batch {ident} (operator API: GET {path})")
+        yield from json.dumps(record, ensure_ascii=False, indent=2).splitlines()
+        arn = record.get("execution_id") or ""
+        if not arn:
+            yield from _section("executions")
+            yield "  not begun yet (QUEUED behind another batch of the shop, or just accepted)"
+            return
+        start, stop = yield from self._execution(arn)
+        calls = [
+            c
+            for c in self._kcp_calls()
+            if c.get("path") == "cancel" and start <= datetime.fromisoformat(c["time"]) <= stop
+        ]
+        yield from self._calls([arn, ident], calls, "cancels, during the batch's execution")
+        yield from self._log_lines([arn, ident])
 
     def _billing_run(self, arn: str) -> Iterator[str]:
         described = self.sfn.describe_execution(executionArn=arn)

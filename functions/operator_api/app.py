@@ -43,6 +43,7 @@ CancellationId = Annotated[str, Path(pattern=r"^cnl_[A-Za-z0-9_-]{1,64}$")]
 ShopId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
 KeyId = Annotated[str, Path(pattern=r"^key_[a-f0-9]{16}$")]
 SubscriptionId = Annotated[str, Path(pattern=r"^sub_[A-Za-z0-9_-]{1,64}$")]
+BatchId = Annotated[str, Path(pattern=r"^cbt_[a-f0-9]{24}$")]
 
 
 TAGS_REVIEW, TAGS_CNL, TAGS_SHOP = ["reviews"], ["cancellations"], ["shops"]
@@ -188,6 +189,27 @@ def shop_subscription(shop_id: ShopId, subscription_id: SubscriptionId) -> out.O
     charges = [charge_view(c, "en") for c in subscriptions.charges(store, shop_id, subscription_id)]
     view = subscription_view(sub).model_dump(mode="json")
     return out.OperatorSubscription.model_validate(view | {"shop_id": shop_id, "charges": charges})
+
+
+@app.get(
+    "/v1/shops/<shop_id>/cancellation-batches/<batch_id>",
+    operation_id="getShopCancellationBatch",
+    summary="A shop's cancellation batch",
+    description="Read-only: what the shop sees, its shop and its execution. `make trace` reads "
+    "a batch here.",
+    tags=TAGS_SHOP,
+    responses=_answers({200: "The batch"}, "BATCH_NOT_FOUND"),
+)
+def shop_batch(shop_id: ShopId, batch_id: BatchId) -> out.OperatorBatch:
+    from cancelflow.batches import service as batches  # only this route reads batches
+    from cancelflow.http.batch_views import batch_view
+
+    store = runtime.batches()
+    batch = batches.get_batch(store, shop_id, batch_id)
+    failed = batches.failed_items(store, shop_id, batch, 20)
+    view = batch_view(batch, failed).model_dump(mode="json")
+    extra = {"shop_id": shop_id, "execution_id": batch.execution_id or None}
+    return out.OperatorBatch.model_validate(view | extra)
 
 
 @app.post(

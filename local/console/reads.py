@@ -22,6 +22,7 @@ MACHINE_FILES = {
     "cancel-refund": "cancel_refund",
     "subscription-billing": "subscription_billing",
     "sweep": "sweep",
+    "cancellation-batch": "cancellation_batch",
 }
 
 
@@ -152,6 +153,8 @@ class Reads:
         described, ran = self._described(short, e["executionArn"])
         given = _json(described.get("input")) or {}
         output = _json(described.get("output")) or {}
+        if short == "cancellation-batch":
+            row.shop = given.get("shop_id", "")
         if short == "cancel-refund":
             row.shop, row.tno = given.get("shop_id", ""), given.get("tno", "")
             row.outcome = output.get("status", "") if isinstance(output, dict) else ""

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from local.console import graph
 from local.stack import LocalStack
 
+from .batch_support import finished, paid, post_batch
 from .billing_support import batch_key, bill, subscribe
 from .conftest import Sandbox, ShopClient
 
@@ -328,3 +329,20 @@ def test_the_decide_form_sends_the_operator_apis_decision_signed_with_the_operat
     assert "/ap-northeast-2/execute-api/aws4_request" in request["headers"]["Authorization"]
     assert _signature_holds(request, api.url, key, secret)
     assert not _signature_holds(request, api.url, key, "another-secret")
+
+
+def test_a_cancellation_batch_is_listed_with_its_counts_and_its_lanes(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, page: Page
+) -> None:
+    tnos = paid(shop, sandbox, 2)
+    accepted = post_batch(shop, {"items": [{"tno": t, "reason_code": "DEFECTIVE"} for t in tnos]})
+    done = finished(shop, accepted.body["id"])
+    assert done["counts"]["SUCCEEDED"] == 2, done
+
+    page.goto(f"{stack.env['CONSOLE_URL']}/executions?q={done['id']}")
+    row = page.locator(f'#executions tr[data-name="{done["id"]}"]')
+    expect(row).to_contain_text("SUCCEEDED 2")
+    row.get_by_role("link", name=done["id"]).click()
+    for name in ("Begin", "Lanes", "Finish"):
+        expect(_state(page, name)).to_have_class(_has("taken"))
+    _shot(page, "execution-batch")

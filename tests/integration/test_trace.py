@@ -14,6 +14,7 @@ from local.stack import LocalStack
 from local.template import ROOT
 from local.trace import Trace
 
+from .batch_support import finished, paid, post_batch
 from .billing_support import batch_key, bill, subscribe
 from .conftest import Sandbox, ShopClient, mails_about
 
@@ -130,3 +131,32 @@ def test_trace_of_a_subscription_shows_it_with_its_charges_run_kcp_call_and_rece
     kcp = text.split("== KCP calls")[1].split("== emails")[0]
     assert "res_cd 0000" in kcp and f"{sub}-" in kcp
     assert "to " in text.split("== emails")[1].split("== log lines")[0]
+
+
+def test_trace_of_a_cancellation_batch_shows_its_counts_lanes_and_kcp_calls(
+    stack: LocalStack, shop: ShopClient, sandbox: Sandbox, functions_log_info: None
+) -> None:
+    tnos = paid(shop, sandbox, 2)
+    accepted = post_batch(shop, {"items": [{"tno": t, "reason_code": "DEFECTIVE"} for t in tnos]})
+    done = finished(shop, accepted.body["id"])
+    stack.wait_for_execution(_batch_execution(stack, done["id"]))
+
+    text = "\n".join(Trace(stack.env).lines(done["id"]))
+
+    sections = [line.split(" ")[1] for line in text.splitlines() if line.startswith("== ")]
+    assert sections == ["cancellation", "execution", "KCP", "log"], sections
+    assert '"SUCCEEDED": 2' in text and '"status": "COMPLETED"' in text
+    assert "path taken: Begin → Busy? → Lanes → Finish" in text
+    assert "2 iteration(s): succeeded 2" in text  # the lanes: one per item here
+    kcp = [line for line in text.splitlines() if line.strip().endswith("answer 0000")]
+    assert sorted(t for t in tnos if any(t in line for line in kcp)) == sorted(tnos)
+
+
+def _batch_execution(stack: LocalStack, batch_id: str) -> str:
+    assert stack.template
+    [arn] = [
+        m["arn"]
+        for m in stack.template.state_machines()
+        if m["logical_id"] == "CancellationBatchStateMachine"
+    ]
+    return arn.replace(":stateMachine:", ":execution:") + f":{batch_id}"

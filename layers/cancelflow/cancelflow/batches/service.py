@@ -48,7 +48,15 @@ from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
 from cancelflow.cancellations.ports import CancellationStore
 from cancelflow.cancellations.steps import Next
-from cancelflow.kcp.port import Gateway
+from cancelflow.kcp.port import (
+    CancelAnswer,
+    CancelOrder,
+    ChargeAnswer,
+    ChargeOrder,
+    Gateway,
+    InquiryAnswer,
+    PayMethod,
+)
 from cancelflow.kernel.clock import Clock
 from cancelflow.kernel.email import Mailer
 from cancelflow.kernel.errors import Conflict, Problem
@@ -382,6 +390,28 @@ def run_lane(
     return {"more": False, "next": None, "done": done}
 
 
+class OnTurn:
+    """The shop's KCP client, each call made at the start of one of the lane's turns: the wait
+    is the last thing before the request leaves (the records before it take a varying time,
+    which would bunch calls up if the turn were taken earlier)."""
+
+    def __init__(self, gateway: Gateway, turn: Callable[[], None]) -> None:
+        self._gateway = gateway
+        self._turn = turn
+
+    def cancel(self, order: CancelOrder) -> CancelAnswer:
+        self._turn()
+        return self._gateway.cancel(order)
+
+    def inquire(self, tno: str, method: PayMethod) -> InquiryAnswer:
+        self._turn()
+        return self._gateway.inquire(tno, method)
+
+    def charge(self, order: ChargeOrder) -> ChargeAnswer:
+        self._turn()
+        return self._gateway.charge(order)
+
+
 def cancel_item(
     deps: LaneDeps, batch_id: str, item: BatchItem, execution_id: str, turn: Callable[[], None]
 ) -> BatchItem:
@@ -413,8 +443,7 @@ def cancel_item(
     cid = cancellation.cancellation_id
     step = cancellations.decide(store, clock, shop_id, cid)
     if step["next"] is Next.SEND:
-        turn()
-        step = cancellations.send(store, deps.gateway, clock, shop_id, cid)
+        step = cancellations.send(store, OnTurn(deps.gateway, turn), clock, shop_id, cid)
     if step["next"] is not Next.SETTLE:
         # Sent and unanswered (or answered "unknown"): never resent here. Its own workflow,
         # named by the cancellation id, waits, asks KCP and settles it like any other cancel.

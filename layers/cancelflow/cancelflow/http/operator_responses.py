@@ -12,10 +12,12 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from cancelflow.http.responses import (
+    BATCH_EXAMPLE,
     CANCELLATION_EXAMPLE,
     CHARGE_EXAMPLE,
     SUBSCRIPTION_EXAMPLE,
     Answer,
+    Batch,
     Cancellation,
     Charge,
     Krw,
@@ -268,3 +270,12 @@ class OperatorSubscription(Subscription):
 
     shop_id: str
     charges: list[Charge] = Field(description="Every charge, oldest period first")
+
+
+class OperatorBatch(Batch):
+    """A shop's cancellation batch, as an operator (and `make trace`) reads it."""
+
+    model_config = _examples(BATCH_EXAMPLE | {"shop_id": "demo-shop", "execution_id": None})
+
+    shop_id: str
+    execution_id: str | None = Field(description="The batch's execution, once it has begun")
