@@ -164,7 +164,7 @@ def accept_batch(
             raise Problem(
                 "BATCH_DUPLICATE_TNO",
                 f"items {seen[item.tno]} and {n} both name payment {item.tno}.",
-                items=[seen[item.tno], n],
+                duplicate_items=[seen[item.tno], n],
             )
         seen[item.tno] = n
     print_ = fingerprint(items, tps)

@@ -42,7 +42,7 @@ class BatchIn(Strict):
     )
 
     items: list[BatchItemIn] = Field(min_length=1, max_length=MAX_ITEMS)
-    tps: Annotated[float, Field(gt=0, le=1000)] | None = Field(
+    tps: Annotated[float, Field(ge=1, le=1000)] | None = Field(
         default=None,
         description="KCP calls per second for this batch: at most the stack's allowance "
         "(BatchKcpTps), which is also the default",

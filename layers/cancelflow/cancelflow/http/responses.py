@@ -819,6 +819,9 @@ class Problem(Answer):
     open_cancellation_id: str | None = None
     differences: list[Difference] | None = None
     allowed: list[Fulfillment] | None = None
+    duplicate_items: list[int] | None = Field(
+        default=None, description="BATCH_DUPLICATE_TNO: the positions that name one payment"
+    )
 
 
 # Codes API Gateway answers itself (template.yaml's GatewayResponses), before any handler.
