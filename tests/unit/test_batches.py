@@ -227,3 +227,18 @@ def test_an_item_status_is_shown_as_stored() -> None:
         "OPEN",
         "SKIPPED",
     }
+
+
+def test_an_item_whose_payment_is_locked_by_another_cancel_is_handed_on_unsent(
+    world: World,
+) -> None:
+    from dataclasses import replace
+
+    locked = replace(world.store.raw_payment(SHOP, TNOS[0]), in_flight="cnl_another")
+    world.store.payments[(SHOP, TNOS[0])] = locked  # another cancel of it is at KCP
+    batch_id = world.accept(items(TNOS[0], amount=5000))
+    world.lane(batch_id)
+    assert world.counts(batch_id) == {"OPEN": 1}
+    assert world.kcp.requests == []  # its own workflow waits for the lock, then sends
+    [cancellation] = world.store.cancellations.values()
+    assert world.handoff.started == [cancellation.cancellation_id]

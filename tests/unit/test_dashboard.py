@@ -55,7 +55,9 @@ def test_the_kcp_answers_panel_reads_every_function_that_calls_kcp() -> None:
     calling = {
         logical_id
         for logical_id, function in TEMPLATE.functions().items()
-        if re.search(r"gateway_for|charge_deps|lane_deps", (function.code_dir / "app.py").read_text())
+        if re.search(
+            r"gateway_for|charge_deps|lane_deps", (function.code_dir / "app.py").read_text()
+        )
     }
     assert calling and sources == {f"{f}Logs" for f in calling}
     assert all(RESOURCES[s]["Type"] == "AWS::Logs::LogGroup" for s in sources)

@@ -46,7 +46,7 @@ from cancelflow.batches.model import (
 from cancelflow.batches.ports import BatchStarter, BatchStore
 from cancelflow.cancellations import service as cancellations
 from cancelflow.cancellations.model import CancellationStatus
-from cancelflow.cancellations.ports import CancellationStore
+from cancelflow.cancellations.ports import CancellationStore, PaymentBusy
 from cancelflow.cancellations.steps import Next
 from cancelflow.kcp.port import (
     CancelAnswer,
@@ -443,10 +443,14 @@ def cancel_item(
     cid = cancellation.cancellation_id
     step = cancellations.decide(store, clock, shop_id, cid)
     if step["next"] is Next.SEND:
-        step = cancellations.send(store, OnTurn(deps.gateway, turn), clock, shop_id, cid)
+        try:
+            step = cancellations.send(store, OnTurn(deps.gateway, turn), clock, shop_id, cid)
+        except PaymentBusy:  # another cancel of this payment is at KCP: nothing was sent
+            step = {"next": Next.SEND}  # its own workflow waits for the lock, then sends
     if step["next"] is not Next.SETTLE:
-        # Sent and unanswered (or answered "unknown"): never resent here. Its own workflow,
-        # named by the cancellation id, waits, asks KCP and settles it like any other cancel.
+        # Sent and unanswered (or answered "unknown"), or waiting for the payment's lock:
+        # never resent here. Its own workflow, named by the cancellation id, goes on from its
+        # stored status (waits, asks KCP, settles) like any other cancel.
         deps.handoff.start(cancellation)
         return replace(item, status=ItemStatus.OPEN, cancellation_id=cid, updated_at=clock.now())
     outcome = cancellations.settle(store, clock, shop_id, cid, step["verdict"], execution_id)
