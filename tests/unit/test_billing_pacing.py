@@ -85,3 +85,19 @@ def test_a_page_is_dealt_into_at_most_max_lanes_of_nearly_equal_size() -> None:
     )
     assert [len(lane["items"]) for lane in deal(items[:3], 5)] == [1, 1, 1]
     assert deal([], 5) == []
+
+
+def test_a_lane_woken_late_for_its_turn_skips_it_rather_than_crowd_the_next_second() -> None:
+    """A busy host wakes a sleeping lane late now and then: it gives that tick up."""
+    now = [0.0]
+    rng = random.Random(7)
+
+    def oversleep(seconds: float) -> None:
+        now[0] += seconds + (0.2 if rng.random() < 0.3 else 0.0)  # 200 ms late, 30% of the time
+
+    turns = Turns(10, 1, 0, clock=lambda: now[0], sleep=oversleep)
+    sent = []
+    for _ in range(200):
+        turns.wait()
+        sent.append(now[0])
+    assert busiest_second(sent) <= 10

@@ -307,9 +307,9 @@ def begin(
 
 
 def lanes_for(batch: Batch, max_lanes: int) -> int:
-    """Enough lanes that each has time for its items between its turns (about a second per
-    item), never more than allowed or than items."""
-    return max(1, min(max_lanes, batch.total, math.ceil(batch.tps * 2)))
+    """Enough lanes that each has about three seconds per item between its turns (an item is
+    KCP's answer time plus its records and emails), never more than allowed or than items."""
+    return max(1, min(max_lanes, batch.total, math.ceil(batch.tps * 3)))
 
 
 def deal(total: int, lanes: int) -> list[dict[str, int]]:
