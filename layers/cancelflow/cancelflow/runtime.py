@@ -293,7 +293,7 @@ def batch_tps() -> float:
 
 
 def batch_max_lanes() -> int:
-    return int(setting("BATCH_MAX_CONCURRENCY", "10"))
+    return int(setting("BATCH_MAX_CONCURRENCY", "20"))
 
 
 def lane_deps(shop_id: str) -> Any:
