@@ -11,7 +11,13 @@
 Sizes: the default keeps `make bench` to a few minutes (100 and 1,000 items); the issue's
 figures are --items 1000,10000 (about 40 minutes at --tps 5).
 
-Run: PYTHONPATH=layers/cancelflow:. .venv/bin/python bench/batches.py [--items 100,1000] [--tps 10]
+Run: PYTHONPATH=layers/cancelflow:. .venv/bin/python bench/batches.py [--items 100,1000] [--tps 5]
+
+Measured on the 2-core shared machine (--items 1000,10000 --tps 5 --lanes 20): 1,000 items at
+4.73 cancels/s (0.95 of the budget), 10,000 at 4.28 (0.86: below the 0.9 goal; the same 0.86
+with 2 x TPS lanes, so not lanes missing turns, but the local stack slowing as its table grows);
+never more than 5 calls in a second, 0 doubles, 16.2-16.3 reads per item, the lane's peak memory
+86.9 vs 87.7 MiB.
 """
 
 from __future__ import annotations
