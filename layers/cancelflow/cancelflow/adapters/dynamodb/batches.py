@@ -199,7 +199,10 @@ class DynamoBatches:
         if "Item" not in answer:
             return None
         i = unmarshal(answer["Item"])
-        return batch_from(i) if i.get("shop_id") == shop_id else None
+        try:  # stored data never makes a read fail: an unreadable batch is not found
+            return batch_from(i) if i.get("shop_id") == shop_id else None
+        except (KeyError, ValueError, TypeError):
+            return None
 
     def item_page(
         self, shop_id: str, batch_id: str, status: str | None, after: int, limit: int
