@@ -1,5 +1,5 @@
-"""An in-memory BatchStore, as DynamoBatches behaves: items move once from PENDING, with the
-batch's counts, and a lease per shop."""
+"""An in-memory BatchStore, as DynamoBatches behaves: an item moves once from each status, with
+the batch's counts; an OPEN or FAILED one is found by its cancellation; a lease per shop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from cancelflow.batches.model import Batch, BatchItem, BatchStatus, ItemStatus
+from cancelflow.batches.model import FOLLOWED, Batch, BatchItem, BatchStatus
 from cancelflow.kernel.errors import Conflict
 
 
@@ -17,6 +17,7 @@ class MemoryBatches:
     rows: dict[tuple[str, str], dict[int, BatchItem]] = field(default_factory=dict)
     keys: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     leases: dict[str, str] = field(default_factory=dict)
+    followed: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
     reads: int = 0  # batch and item reads: what "reads follow items" counts
 
     def create_batch(
@@ -57,17 +58,27 @@ class MemoryBatches:
         page = found[:limit]
         return page, (page[-1].seq if len(found) > limit else None)
 
+    def get_item(self, shop_id: str, batch_id: str, seq: int) -> BatchItem | None:
+        self.reads += 1
+        return self.rows.get((shop_id, batch_id), {}).get(seq)
+
     def record_item(self, batch: Batch, before: BatchItem, after: BatchItem) -> bool:
         rows = self.rows[(batch.shop_id, batch.batch_id)]
-        if rows[after.seq].status is not ItemStatus.PENDING:
+        if rows[after.seq].status is not before.status:
             return False
         rows[after.seq] = after
+        if after.status in FOLLOWED and after.cancellation_id:
+            self.followed[(batch.shop_id, after.cancellation_id)] = (batch.batch_id, after.seq)
         stored = self.batches[(batch.shop_id, batch.batch_id)]
         counts = dict(stored.counts)
-        counts[ItemStatus.PENDING.value] = counts.get(ItemStatus.PENDING.value, 0) - 1
+        counts[before.status.value] = counts.get(before.status.value, 0) - 1
         counts[after.status.value] = counts.get(after.status.value, 0) + 1
         self.batches[(batch.shop_id, batch.batch_id)] = replace(stored, counts=counts)
         return True
+
+    def item_for_cancellation(self, shop_id: str, cancellation_id: str) -> tuple[str, int] | None:
+        self.reads += 1
+        return self.followed.get((shop_id, cancellation_id))
 
     def set_status(
         self,

@@ -42,6 +42,19 @@ def finished(shop: ShopClient, batch_id: str, timeout: float = 120) -> dict[str,
         time.sleep(0.2)
 
 
+def counted(
+    shop: ShopClient, batch_id: str, status: str, n: int, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll the batch until `n` of its items are counted with `status` (items handed on move
+    when their cancellation's outcome event reaches them, a moment after it is settled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = batch(shop, batch_id)
+        if body["counts"][status] == n or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
+
+
 def items(shop: ShopClient, batch_id: str, **query: Any) -> Answer:
     text = "&".join(f"{k}={v}" for k, v in query.items())
     return http("GET", f"{shop.url}{BATCHES}/{batch_id}/items?{text}", headers=shop.auth)

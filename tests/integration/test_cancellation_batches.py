@@ -13,7 +13,16 @@ import pytest
 
 from cancelflow.subscriptions.pacing import busiest_second
 
-from .batch_support import BATCHES, batch, cancel_times, finished, items, paid, post_batch
+from .batch_support import (
+    BATCHES,
+    batch,
+    cancel_times,
+    counted,
+    finished,
+    items,
+    paid,
+    post_batch,
+)
 from .conftest import LocalStack, Sandbox, ShopClient, http
 
 
@@ -234,7 +243,7 @@ def test_the_key_the_type_and_the_shop_are_checked(
     assert (ended.status, ended.code) == (409, "BATCH_ENDED")
 
 
-def test_an_item_kcp_leaves_unanswered_is_open_and_settled_by_its_own_workflow_never_resent(
+def test_an_item_kcp_leaves_unanswered_is_settled_by_its_own_workflow_and_the_batch_shows_it(
     shop: ShopClient, sandbox: Sandbox
 ) -> None:
     unanswered, declined, fine = paid(shop, sandbox, 3)
@@ -244,18 +253,17 @@ def test_an_item_kcp_leaves_unanswered_is_open_and_settled_by_its_own_workflow_n
         shop,
         {"items": [{"tno": t, "reason_code": "DEFECTIVE"} for t in (unanswered, declined, fine)]},
     )
-    done = finished(shop, accepted.body["id"])
+    batch_id = accepted.body["id"]
+    done = finished(shop, batch_id)
     assert done["status"] == "COMPLETED", done
-    assert (done["counts"]["OPEN"], done["counts"]["FAILED"], done["counts"]["SUCCEEDED"]) == (
-        1,
-        1,
-        1,
-    ), done
-    shown = {i["tno"]: i for i in done["not_succeeded"]}
+    shown = {i["tno"]: i for i in items(shop, batch_id).body["items"]}
     assert shown[declined]["status"] == "FAILED" and shown[declined]["reasons"] == [
         "GATEWAY_DECLINED"
     ]
-    assert shown[unanswered]["status"] == "OPEN"
+    # Handed on (OPEN), or already followed to its outcome when the batch was read.
+    assert shown[unanswered]["status"] in ("OPEN", "SUCCEEDED") and shown[fine]["status"] == (
+        "SUCCEEDED"
+    )
 
     # The open one goes on in the ordinary workflow: KCP's balance proves it applied, and it
     # settles SUCCEEDED without a second cancel ever being sent.
@@ -265,3 +273,9 @@ def test_an_item_kcp_leaves_unanswered_is_open_and_settled_by_its_own_workflow_n
     assert len(sandbox.calls(unanswered)) == 1
     assert sandbox.state(unanswered)["balance"] == 0
     assert sandbox.state(declined)["balance"] == 12000
+
+    # ...and the batch follows it: the item shows the outcome, the counts with it.
+    followed = counted(shop, batch_id, "SUCCEEDED", 2)
+    assert {k: v for k, v in followed["counts"].items() if v} == {"SUCCEEDED": 2, "FAILED": 1}
+    assert [i["tno"] for i in followed["not_succeeded"]] == [declined]
+    assert items(shop, batch_id, status="OPEN").body["items"] == []

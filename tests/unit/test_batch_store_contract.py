@@ -1,10 +1,12 @@
 """DynamoBatches (on moto, the template's table) behaves as the in-memory BatchStore the domain
-spec runs on: items move once from PENDING with the batch's counts, the failed ones are found by
-status, the lease is one holder's, and nothing stored makes a read fail."""
+spec runs on: items move once from each status with the batch's counts, the failed ones are found
+by status and the open ones by their cancellation, the lease is one holder's, and nothing stored
+makes a read fail."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -95,6 +97,69 @@ def test_an_item_moves_once_and_the_counts_with_it(store: Any) -> None:
     assert [(i.seq, i.reasons) for i in page] == [(2, ("GATEWAY_DECLINED",))] and more is None
     first, after = store.item_page(SHOP, BATCH.batch_id, None, 0, 2)
     assert [i.seq for i in first] == [1, 2] and after == 2
+
+
+def test_an_open_item_is_found_by_its_cancellation_and_moves_once_to_its_outcome(
+    store: Any,
+) -> None:
+    _created(store)
+    assert store.item_for_cancellation(SHOP, "cnl_1") is None
+    handed_on = BatchItem(
+        seq=3,
+        request=ITEMS[2].request,
+        status=ItemStatus.OPEN,
+        cancellation_id="cnl_1",
+        updated_at=NOW,
+    )
+    assert store.record_item(BATCH, ITEMS[2], handed_on) is True
+    assert store.item_for_cancellation(SHOP, "cnl_1") == (BATCH.batch_id, 3)
+    assert store.item_for_cancellation("another-shop", "cnl_1") is None
+    got_item = store.get_item(SHOP, BATCH.batch_id, 3)
+    assert (got_item.status, got_item.cancellation_id) == (ItemStatus.OPEN, "cnl_1")
+    settled = BatchItem(
+        seq=3,
+        request=ITEMS[2].request,
+        status=ItemStatus.SUCCEEDED,
+        cancellation_id="cnl_1",
+        updated_at=NOW,
+    )
+    assert store.record_item(BATCH, handed_on, settled) is True
+    assert store.record_item(BATCH, handed_on, settled) is False  # a repeated event
+    got = store.get_batch(SHOP, BATCH.batch_id)
+    assert {k: v for k, v in got.counts.items() if v} == {"PENDING": 2, "SUCCEEDED": 1}
+    assert store.item_page(SHOP, BATCH.batch_id, "OPEN", 0, 10) == ([], None)
+    assert store.get_item(SHOP, BATCH.batch_id, 3).status is ItemStatus.SUCCEEDED
+
+
+def test_an_open_item_that_failed_moves_from_one_status_list_to_the_other(store: Any) -> None:
+    _created(store)
+    handed_on = BatchItem(
+        seq=1,
+        request=ITEMS[0].request,
+        status=ItemStatus.OPEN,
+        cancellation_id="cnl_2",
+        updated_at=NOW,
+    )
+    failed = replace(handed_on, status=ItemStatus.FAILED, reasons=("GATEWAY_DECLINED",))
+    assert store.record_item(BATCH, ITEMS[0], handed_on) is True
+    assert store.record_item(BATCH, handed_on, failed) is True
+    assert store.item_page(SHOP, BATCH.batch_id, "OPEN", 0, 10) == ([], None)
+    page, _ = store.item_page(SHOP, BATCH.batch_id, "FAILED", 0, 10)
+    assert [(i.seq, i.reasons) for i in page] == [(1, ("GATEWAY_DECLINED",))]
+    assert store.item_for_cancellation(SHOP, "cnl_2") == (BATCH.batch_id, 1)
+
+
+def test_an_item_without_a_cancellation_is_found_by_none(store: Any) -> None:
+    _created(store)
+    rejected = BatchItem(
+        seq=2,
+        request=ITEMS[1].request,
+        status=ItemStatus.FAILED,
+        reasons=("INTERNAL_ERROR",),
+        updated_at=NOW,
+    )
+    assert store.record_item(BATCH, ITEMS[1], rejected) is True
+    assert store.item_for_cancellation(SHOP, "") is None
 
 
 def test_a_status_moves_only_from_where_it_is_allowed(store: Any) -> None:

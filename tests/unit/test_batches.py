@@ -242,3 +242,122 @@ def test_an_item_whose_payment_is_locked_by_another_cancel_is_handed_on_unsent(
     assert world.kcp.requests == []  # its own workflow waits for the lock, then sends
     [cancellation] = world.store.cancellations.values()
     assert world.handoff.started == [cancellation.cancellation_id]
+
+
+# --- an item handed on follows its cancellation -------------------------------------------
+
+
+def its_own_workflow_settles(world: World, cancellation_id: str) -> str:
+    """What the cancel workflow does for a handed-on item: ask KCP, then settle."""
+    from cancelflow.cancellations import service as cancellations
+
+    step = cancellations.reconcile(world.store, world.kcp, world.clock, SHOP, cancellation_id, 0, 1)
+    return cancellations.settle(world.store, world.clock, SHOP, cancellation_id, step["verdict"])[
+        "status"
+    ]
+
+
+def follow(world: World, cancellation_id: str) -> ItemStatus | None:
+    moved = batches.follow(world.batches, world.store, world.clock, SHOP, cancellation_id)
+    return moved.status if moved else None
+
+
+def test_an_open_item_shows_the_outcome_its_own_workflow_reached(world: World) -> None:
+    world.kcp.next_fates = [Fate.APPLY_LOSE_ANSWER]
+    batch_id = world.accept(items(*TNOS[:2]))
+    world.lane(batch_id)
+    [open_item] = world.batches.item_page(SHOP, batch_id, "OPEN", 0, 10)[0]
+    assert its_own_workflow_settles(world, open_item.cancellation_id) == "SUCCEEDED"
+    assert follow(world, open_item.cancellation_id) is ItemStatus.SUCCEEDED
+    assert world.counts(batch_id) == {"SUCCEEDED": 2}
+    assert world.batches.item_page(SHOP, batch_id, "OPEN", 0, 10)[0] == []
+    # The same event again (a stream retry), or a later one: nothing moves, nothing is counted.
+    assert follow(world, open_item.cancellation_id) is None
+    assert world.counts(batch_id) == {"SUCCEEDED": 2}
+    assert len(world.kcp.requests) == 2  # followed, never resent
+
+
+def test_an_open_item_under_review_stays_open(world: World) -> None:
+    world.kcp.next_fates = [Fate.LOSE]  # never applied: KCP's balance proves nothing yet
+    batch_id = world.accept(items(TNOS[0]))
+    world.lane(batch_id)
+    [open_item] = world.batches.item_page(SHOP, batch_id, "OPEN", 0, 10)[0]
+    assert its_own_workflow_settles(world, open_item.cancellation_id) == "NEEDS_REVIEW"
+    assert follow(world, open_item.cancellation_id) is None
+    assert world.counts(batch_id) == {"OPEN": 1}
+
+
+def test_a_failed_item_follows_a_correction_of_its_cancellation(world: World) -> None:
+    from dataclasses import replace
+
+    from cancelflow.cancellations.model import CancellationStatus
+
+    world.kcp.next_fates = [Fate.DECLINE]
+    batch_id = world.accept(items(TNOS[0]))
+    world.lane(batch_id)
+    [failed] = world.batches.item_page(SHOP, batch_id, "FAILED", 0, 10)[0]
+    key = (SHOP, failed.cancellation_id)
+    corrected = replace(world.store.cancellations[key], status=CancellationStatus.SUCCEEDED)
+    world.store.cancellations[key] = corrected  # as the sweep writes it, with its event
+    assert follow(world, failed.cancellation_id) is ItemStatus.SUCCEEDED
+    assert world.counts(batch_id) == {"SUCCEEDED": 1}
+
+
+def test_a_workflow_that_ended_before_its_item_was_recorded_is_seen_by_the_lane(
+    world: World,
+) -> None:
+    class SettlesAtOnce(RecordingStarter):
+        def start(inner, cancellation):  # type: ignore[no-untyped-def]
+            its_own_workflow_settles(world, cancellation.cancellation_id)  # its event: no item
+            return super().start(cancellation)
+
+    world.handoff = SettlesAtOnce()
+    world.kcp.next_fates = [Fate.APPLY_LOSE_ANSWER]
+    batch_id = world.accept(items(TNOS[0]))
+    world.lane(batch_id)
+    assert world.counts(batch_id) == {"SUCCEEDED": 1}
+
+
+def test_a_cancellation_of_no_batch_moves_nothing(world: World) -> None:
+    batch_id = world.accept(items(TNOS[0]))
+    world.lane(batch_id)
+    world.batches.reads = 0
+    assert follow(world, "cnl_not_from_a_batch") is None
+    assert world.batches.reads == 1  # one lookup per outcome event of any cancellation
+
+
+def test_a_lane_that_died_before_looking_at_its_open_item_looks_when_run_again(
+    world: World,
+) -> None:
+    world.kcp.next_fates = [Fate.APPLY_LOSE_ANSWER]
+    batch_id = world.accept(items(TNOS[0]))
+    batch = world.batches.get_batch(SHOP, batch_id)
+    assert batch is not None
+    [item] = world.batches.items(SHOP, batch_id, 1, 1)
+    handed_on = batches.cancel_item(world.deps(), batch_id, item, "exec:lane", lambda: None)
+    its_own_workflow_settles(world, handed_on.cancellation_id)  # its event found no item yet
+    world.batches.record_item(batch, item, handed_on)  # ...and the lane died here
+    world.lane(batch_id)  # the retry
+    assert world.counts(batch_id) == {"SUCCEEDED": 1}
+    assert len(world.kcp.requests) == 1
+
+
+def test_the_follow_up_hears_each_outcome_of_a_cancellation_and_nothing_else() -> None:
+    """The stream mapping's filter, applied to event items as the ledger writes them."""
+    from cancelflow.adapters.dynamodb.table import event_item, marshal
+    from cancelflow.kernel.events import Event
+    from local.event_sources import matches
+    from local.template import Template
+    from tests.fakes.examples import NOW
+
+    [mapping] = [m for m in Template().event_source_mappings() if "FollowUp" in m["function"]]
+
+    def heard(kind: str) -> bool:
+        item = event_item(Event(kind, SHOP, "cnl_1", NOW, "cause", {"status": "X"}))
+        record = {"eventName": "INSERT", "dynamodb": {"NewImage": marshal(item)}}
+        return any(matches(f, record) for f in mapping["filters"])
+
+    outcomes = ("succeeded", "rejected", "failed", "corrected")
+    assert all(heard(f"cancellation.{o}") for o in outcomes)
+    assert not heard("cancellation.needs_review")  # an open item stays open under review
+    assert not heard("payment.cancelled_externally") and not heard("subscription.charged")

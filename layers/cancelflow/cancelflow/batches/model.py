@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from cancelflow.cancellations.model import CancellationStatus
+
 MAX_ITEMS = 10_000
+BATCH_TTL = timedelta(days=90)  # the batch and its items; each cancellation is kept as always
 
 
 class BatchStatus(StrEnum):
@@ -39,6 +42,22 @@ class ItemStatus(StrEnum):
 
 
 COUNTED = tuple(ItemStatus)  # every status has a count on the batch
+# Outcomes the item's cancellation may still change after the lane recorded them: KCP's late
+# answer to an OPEN one, the sweep correcting a FAILED one. The item follows its cancellation.
+FOLLOWED = frozenset({ItemStatus.OPEN, ItemStatus.FAILED})
+
+
+def item_status_of(cancellation: CancellationStatus) -> ItemStatus:
+    """What an item shows for its cancellation's status: its outcome once it has one; OPEN
+    while its own workflow (or an operator's review) has still to settle it."""
+    return _OUTCOMES.get(cancellation, ItemStatus.OPEN)
+
+
+_OUTCOMES = {
+    CancellationStatus.SUCCEEDED: ItemStatus.SUCCEEDED,
+    CancellationStatus.REJECTED: ItemStatus.REJECTED,
+    CancellationStatus.FAILED: ItemStatus.FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,10 @@ class Batch:
     execution_id: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.created_at + BATCH_TTL
 
     def count(self, status: ItemStatus) -> int:
         return int(self.counts.get(status.value, 0))

@@ -39,9 +39,18 @@ class BatchStore(Protocol):
         next page starts after (None: no more)."""
         ...
 
+    def get_item(self, shop_id: str, batch_id: str, seq: int) -> BatchItem | None: ...
+
     def record_item(self, batch: Batch, before: BatchItem, after: BatchItem) -> bool:
-        """Move an item from PENDING to its outcome and the batch's counts with it, atomically;
-        False if it had already moved (a re-run lane): then nothing is counted twice."""
+        """Move an item from `before`'s status to `after`'s, and the batch's counts with it,
+        atomically; False if it was no longer in `before`'s status (a re-run lane, a repeated
+        event): then nothing is counted twice. An item left in a FOLLOWED status is findable by
+        its cancellation from then on (item_for_cancellation)."""
+        ...
+
+    def item_for_cancellation(self, shop_id: str, cancellation_id: str) -> tuple[str, int] | None:
+        """(batch id, position) of the item this cancellation was recorded for in a FOLLOWED
+        status, if any."""
         ...
 
     def set_status(

@@ -5,7 +5,9 @@
   the TPS budget) and deal the items into lanes;
 - run_lane: a lane's items one after another, each an ordinary cancellation whose KCP call waits
   for one of the lane's turns of the budget (subscriptions/pacing.py);
-- finish: the batch's end, and the lease given back.
+- finish: the batch's end, and the lease given back;
+- follow: after the lane, an OPEN or FAILED item follows its cancellation's later outcome
+  (functions/batch_follow_up, on the ledger's cancellation events).
 
 Why no item is refunded twice, and none is lost:
 
@@ -15,7 +17,8 @@ Why no item is refunded twice, and none is lost:
 - An item is recorded (PENDING -> its outcome, with the batch's counts) in one conditional
   write: a re-run counts nothing twice.
 - A cancel whose answer is unknown is never sent again here: the item is OPEN and the
-  cancellation's own workflow (named by its id) waits, asks KCP and settles it, as for any cancel.
+  cancellation's own workflow (named by its id) waits, asks KCP and settles it, as for any cancel;
+  the item then shows that outcome (each move of an item is the same conditional write).
 - Cancelling a batch stops items that have not started; one that has started runs to its end.
 """
 
@@ -30,11 +33,11 @@ import math
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from typing import Any
 
 from cancelflow.batches.model import (
     ACTIVE,
+    FOLLOWED,
     MAX_ITEMS,
     Batch,
     BatchItem,
@@ -42,6 +45,7 @@ from cancelflow.batches.model import (
     ItemRequest,
     ItemStatus,
     idempotency_key,
+    item_status_of,
 )
 from cancelflow.batches.ports import BatchStarter, BatchStore
 from cancelflow.cancellations import service as cancellations
@@ -65,7 +69,6 @@ from cancelflow.subscriptions.pacing import Turns
 
 logger = logging.getLogger(__name__)
 
-BATCH_TTL = timedelta(days=90)  # the batch and its items; each cancellation is kept as always
 # A lane starts no item with less time left than one can take (its turn, KCP's read timeout,
 # the records and emails); its next invocation goes on from there.
 LANE_RESERVE_SECONDS = 60
@@ -184,7 +187,7 @@ def accept_batch(
     )
     rows = [BatchItem(seq=n, request=item) for n, item in enumerate(items, start=1)]
     try:
-        store.create_batch(batch, rows, key, print_, now + BATCH_TTL)
+        store.create_batch(batch, rows, key, print_, batch.expires_at)
     except Conflict:  # the same key raced us: answer as its replay
         replay = _replay(store, starter, shop_id, key, print_)
         if replay:
@@ -369,8 +372,10 @@ def run_lane(
         if done and time_left() < LANE_RESERVE_SECONDS:
             logger.warning("lane out of time", extra={"lane": lane, "next": item.seq})
             return {"more": True, "next": item.seq, "done": done}
-        if item.status is not ItemStatus.PENDING:
-            continue  # recorded by an earlier run of this lane
+        if item.status is not ItemStatus.PENDING:  # recorded by an earlier run of this lane,
+            if item.status in FOLLOWED:  # which may have died before it looked (below)
+                _catch_up(deps, item)
+            continue
         # Read before each item (reads follow items): a cancel asked stops the next one.
         batch = deps.batches.get_batch(shop_id, batch_id) or batch
         if batch.status is BatchStatus.STOPPING:
@@ -378,6 +383,8 @@ def run_lane(
         else:
             after = cancel_item(deps, batch_id, item, execution_id, turns.wait)
         deps.batches.record_item(batch, item, after)
+        if after.status in FOLLOWED:
+            after = _catch_up(deps, after) or after
         logger.info(
             "batch item",
             extra={
@@ -455,12 +462,9 @@ def cancel_item(
         return replace(item, status=ItemStatus.OPEN, cancellation_id=cid, updated_at=clock.now())
     outcome = cancellations.settle(store, clock, shop_id, cid, step["verdict"], execution_id)
     _mail(deps, cid)
-    status = CancellationStatus(outcome["status"])
     return replace(
         item,
-        status=ItemStatus(status.value)
-        if status.value in ItemStatus.__members__
-        else ItemStatus.OPEN,
+        status=item_status_of(CancellationStatus(outcome["status"])),
         cancellation_id=cid,
         reasons=tuple(outcome["reasons"]),
         updated_at=clock.now(),
@@ -475,6 +479,57 @@ def _mail(deps: LaneDeps, cancellation_id: str) -> None:
         send_outcome(deps.store, deps.mailer, deps.shop, cancellation_id, deps.language)
     except Exception:
         logger.exception("batch item email failed", extra={"cancellation_id": cancellation_id})
+
+
+def follow(
+    batches: BatchStore,
+    cancellations_store: CancellationStore,
+    clock: Clock,
+    shop_id: str,
+    cancellation_id: str,
+) -> BatchItem | None:
+    """A batch item follows its cancellation's later outcome (KCP's late answer, the sweep's
+    correction, an operator's review), the batch's counts with it. Called for each outcome
+    event of a cancellation (most are no batch's: one read), and by the lane right after it
+    recorded an OPEN or FAILED item. Returns the item moved, or None if nothing moved.
+
+    The cancellation as stored decides, not the event: events of one cancellation arriving
+    late or twice move the item once, to where the cancellation is now.
+    """
+    found = batches.item_for_cancellation(shop_id, cancellation_id)
+    if found is None:
+        return None
+    batch_id, seq = found
+    batch, item = batches.get_batch(shop_id, batch_id), batches.get_item(shop_id, batch_id, seq)
+    cancellation = cancellations_store.get_cancellation(shop_id, cancellation_id)
+    if batch is None or item is None or cancellation is None:
+        return None
+    to = item_status_of(cancellation.status)
+    if item.status not in FOLLOWED or item.cancellation_id != cancellation_id or to is item.status:
+        return None
+    after = replace(
+        item, status=to, reasons=cancellation.reasons, detail="", updated_at=clock.now()
+    )
+    if not batches.record_item(batch, item, after):
+        return None  # moved meanwhile (the lane, or another event): that one counted
+    logger.info(
+        "batch item followed its cancellation",
+        extra={"batch_id": batch_id, "seq": seq, "from": item.status.value, "to": to.value},
+    )
+    return after
+
+
+def _catch_up(deps: LaneDeps, item: BatchItem) -> BatchItem | None:
+    """Follow an item the lane left OPEN or FAILED once: its own workflow may have settled it
+    before the item was recorded, and then no later event comes for the item to follow. The
+    batch's view never stops the refunds: a failure is logged, the item shows OPEN."""
+    if not item.cancellation_id:
+        return None
+    try:
+        return follow(deps.batches, deps.store, deps.clock, deps.shop.shop_id, item.cancellation_id)
+    except Exception:
+        logger.exception("batch item not followed", extra={"seq": item.seq})
+        return None
 
 
 def finish(

@@ -2,7 +2,8 @@
 
 A batch's items share its partition, so a lane reads its run of items with one Query per page
 (reads follow items). An item that did not succeed is also put in a sparse index by status, so
-"what failed, and why" is read without going through the items that succeeded.
+"what failed, and why" is read without going through the items that succeeded. An OPEN or
+FAILED item is also named by its cancellation (BATCHFOLLOW), which its later events look up.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cancelflow.adapters.dynamodb.table import (
 )
 from cancelflow.batches.model import (
     COUNTED,
+    FOLLOWED,
     Batch,
     BatchItem,
     BatchStatus,
@@ -59,6 +61,10 @@ def _idempotency_key(shop_id: str, key: str) -> dict[str, str]:
 
 def _lease_key(shop_id: str) -> dict[str, str]:
     return {"PK": f"SHOP#{shop_id}#BATCHLEASE", "SK": "LEASE"}
+
+
+def _follow_key(shop_id: str, cancellation_id: str) -> dict[str, str]:
+    return {"PK": f"SHOP#{shop_id}#BATCHFOLLOW#{cancellation_id}", "SK": "BATCHFOLLOW"}
 
 
 def _item_item(shop_id: str, batch_id: str, item: BatchItem, expires: int) -> dict[str, Any]:
@@ -269,10 +275,32 @@ class DynamoBatches:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def get_item(self, shop_id: str, batch_id: str, seq: int) -> BatchItem | None:
+        answer = self._db.get_item(
+            TableName=self._table,
+            Key=marshal(_item_key(shop_id, batch_id, seq)),
+            ConsistentRead=True,
+        )
+        return _readable(unmarshal(answer["Item"])) if "Item" in answer else None
+
+    def item_for_cancellation(self, shop_id: str, cancellation_id: str) -> tuple[str, int] | None:
+        answer = self._db.get_item(
+            TableName=self._table,
+            Key=marshal(_follow_key(shop_id, cancellation_id)),
+            ConsistentRead=True,  # written a moment before the event that looks it up
+        )
+        if "Item" not in answer:
+            return None
+        i = unmarshal(answer["Item"])
+        try:
+            return str(i["batch_id"]), int(i["seq"])
+        except (KeyError, ValueError, TypeError):
+            return None
+
     def record_item(self, batch: Batch, before: BatchItem, after: BatchItem) -> bool:
         part = _partition(batch.shop_id, batch.batch_id)
         values: dict[str, Any] = {
-            ":pending": ItemStatus.PENDING.value,
+            ":from": before.status.value,
             ":status": after.status.value,
             ":cid": after.cancellation_id,
             ":reasons": list(after.reasons),
@@ -286,15 +314,20 @@ class DynamoBatches:
             "detail = :detail",
             "updated_at = :at",
         ]
+        removes = []
         if after.status is not ItemStatus.SUCCEEDED:  # the sparse index of what did not succeed
             sets += ["GSI1PK = :gpk", "GSI1SK = :gsk"]
             values |= {":gpk": f"{part}#{after.status.value}", ":gsk": f"{after.seq:05d}"}
+        else:
+            removes = ["GSI1PK", "GSI1SK"]  # an OPEN item that succeeded leaves the index
         item_update = {
             "Update": {
                 "TableName": self._table,
                 "Key": marshal(_item_key(batch.shop_id, batch.batch_id, after.seq)),
-                "UpdateExpression": "SET " + ", ".join(sets),
-                "ConditionExpression": "#status = :pending",
+                "UpdateExpression": "SET "
+                + ", ".join(sets)
+                + (" REMOVE " + ", ".join(removes) if removes else ""),
+                "ConditionExpression": "#status = :from",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": marshal(values),
             }
@@ -307,21 +340,31 @@ class DynamoBatches:
                 "updated_at = :at",
                 "ExpressionAttributeNames": {
                     "#c": "counts",
-                    "#from": ItemStatus.PENDING.value,
+                    "#from": before.status.value,
                     "#to": after.status.value,
                 },
                 "ExpressionAttributeValues": marshal({":one": 1, ":at": text_of(after.updated_at)}),
             }
         }
+        writes = [item_update, counts_update]
+        if after.status in FOLLOWED and after.cancellation_id:
+            # Found by the cancellation's later events (the same Put each time: no condition).
+            follow = _follow_key(batch.shop_id, after.cancellation_id) | {
+                "type": "BATCH_FOLLOW",
+                "batch_id": batch.batch_id,
+                "seq": after.seq,
+                "expires_at": int(batch.expires_at.timestamp()),
+            }
+            writes.append({"Put": {"TableName": self._table, "Item": marshal(follow)}})
         for n in range(CONFLICT_TRIES):
             try:
-                self._db.transact_write_items(TransactItems=[item_update, counts_update])
+                self._db.transact_write_items(TransactItems=writes)
                 return True
             except ClientError as e:
                 if error_code(e) != "TransactionCanceledException":
                     raise
-                if cancellation_reasons(e, 2)[0] == "ConditionalCheckFailed":
-                    return False  # recorded by an earlier run: counted once already
+                if cancellation_reasons(e, len(writes))[0] == "ConditionalCheckFailed":
+                    return False  # moved already (an earlier run, another event): counted once
                 time.sleep(0.02 * (2**n))  # another lane's record of the same counts
         raise Conflict("the batch's counts stayed busy")
 

@@ -33,6 +33,8 @@ Keys (every key of a shop's data starts with the shop id, so one shop cannot rea
                     SHOP#{shop}#BATCH#{id}#{status} / {seq:05d}
     batch key       PK SHOP#{shop}#BATCHKEY#{sha256} SK BATCHKEY  (idempotency; TTL)
     batch lease     PK SHOP#{shop}#BATCHLEASE      SK LEASE   (holder: the running batch execution)
+    batch follow    PK SHOP#{shop}#BATCHFOLLOW#{cancellation} SK BATCHFOLLOW  (batch id, seq
+                    of an OPEN or FAILED item, which the cancellation's events move; TTL)
     failure counter PK SHOP#{shop}#FAILURES        SK {KST day}#{kind}#{kcp code}#{reason}#{shard}
                     (the failure-case report: written in its outcome's transaction; failures.py)
 
