@@ -20,7 +20,9 @@ a webhook fan-out's per event among them, compared every item of the growing tab
 4.68 (0.94) in 2,156 s; never more than 5 calls in a second, 0 doubles, 0 left uncancelled,
 16.2-16.3 reads per item; peak memory flat for the lane (86.9 vs 87.7 MiB), BatchRun (49.4 vs
 49.4), WebhookFanOut (59.3 vs 58.7), Authorizer (50.2 vs 50.3); BatchesApi 75.5 vs 88.5: it
-holds the request, ten times larger, while it validates and writes it.
+holds the request, ten times larger, while it validates and writes it. Then the API let go of
+the validated models before writing, and the store built each transaction's rows as it wrote
+them (not all 10,000 first): BatchesApi 75.1 vs 80.1 MiB (accepting alone, the same stack).
 """
 
 from __future__ import annotations

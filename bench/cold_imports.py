@@ -17,6 +17,10 @@ Then `make build` shipped bytecode (Lambda's /opt and /var/task are read-only, s
 is compiled again on every cold start) and this bench measures the shipped form (one run,
 floor 146.5 ms): worst 1.20x (Reconcile, Sweep); Decide 1.17, SendCancel 1.17, Settle 1.17,
 OpenReview 1.19, BillingCharge 1.14, WebhookFanOut 1.15.
+
+With bulk cancels (session 7, one run, floor 160.5 ms): worst 1.23x (BatchRun); BatchLane 1.20,
+BatchFollowUp 1.22, Decide 1.17, SendCancel 1.17, Reconcile 1.16, Settle 1.16, Sweep 1.17,
+OpenReview 1.19; BatchesApi is on SnapStart (2.33).
 """
 
 from __future__ import annotations

@@ -120,15 +120,17 @@ def _body() -> BatchIn:
 )
 def create(idempotency_key: IdempotencyKey = None) -> Response[out.Batch]:
     body = _body()
+    items, tps = [item.to_domain() for item in body.items], body.tps
+    del body  # up to 10,000 validated models: not held while the items are written
     batch, created = batches.accept_batch(
         runtime.batches(),
         runtime.batch_starter(),
         runtime.clock,
         shop_id(),
-        [item.to_domain() for item in body.items],
+        items,
         idempotency_key or "",
         allowance=runtime.batch_tps(),
-        tps=body.tps,
+        tps=tps,
     )
     location = {"Location": f"/v1/cancellation-batches/{batch.batch_id}"}
     return Response(202 if created else 200, "application/json", batch_view(batch), location)

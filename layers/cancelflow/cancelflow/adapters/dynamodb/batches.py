@@ -145,10 +145,13 @@ class DynamoBatches:
         expires_at: datetime,
     ) -> None:
         expires = int(expires_at.timestamp())
-        rows = [_item_item(batch.shop_id, batch.batch_id, i, expires) for i in items]
-        chunks = [rows[n : n + TRANSACTION] for n in range(0, len(rows), TRANSACTION)]
+
+        def write(first: int) -> None:  # one transaction's rows at a time, not all 10,000
+            chunk = items[first : first + TRANSACTION]
+            self._write_all([_item_item(batch.shop_id, batch.batch_id, i, expires) for i in chunk])
+
         with ThreadPoolExecutor(WRITERS) as pool:  # items first: a batch never lacks one
-            list(pool.map(self._write_all, chunks))
+            list(pool.map(write, range(0, len(items), TRANSACTION)))
         key = _idempotency_key(batch.shop_id, idempotency_key) | {
             "type": "BATCH_KEY",
             "body_hash": fingerprint,
