@@ -24,14 +24,22 @@ log = logging.getLogger("local.event_sources")
 
 
 def matches(pattern: Any, value: Any) -> bool:
-    """An event filter pattern (the subset mappings use: nested keys, lists of exact values)."""
+    """An event filter pattern (the subset mappings use: nested keys, lists of exact values,
+    and {"exists": true|false} on a key that holds a plain value)."""
     if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(
-            k in value and matches(p, value[k]) for k, p in pattern.items()
-        )
+        return isinstance(value, dict) and all(_key(p, value, k) for k, p in pattern.items())
     if isinstance(pattern, list):
         return any(value == p for p in pattern)
     return bool(pattern == value)
+
+
+def _key(pattern: Any, value: dict[str, Any], key: str) -> bool:
+    if key not in value:  # only a pattern asking for its absence passes a missing key
+        return isinstance(pattern, list) and {"exists": False} in pattern
+    plain = not isinstance(value[key], (dict, list))  # exists matches plain values only
+    if isinstance(pattern, list) and {"exists": True} in pattern:
+        return plain
+    return matches(pattern, value[key])
 
 
 def _plain_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:

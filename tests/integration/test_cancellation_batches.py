@@ -75,7 +75,7 @@ def test_each_item_is_cancelled_once_at_kcp_within_the_batchs_tps(
     assert len(page) == 12
     first = shop.cancellation(page[0]["cancellation_id"]).body
     assert first["status"] == "SUCCEEDED" and first["tno"] == page[0]["tno"]
-    assert first["requested_by"] == "SHOP"
+    assert first["requested_by"] == "SHOP" and first["batch_id"] == accepted.body["id"]
     mails = [m for m in stack.mail.messages() if page[0]["cancellation_id"] in m]
     assert len(mails) == 2  # the customer's and the shop's, as for any cancel
 

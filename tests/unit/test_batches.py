@@ -342,8 +342,9 @@ def test_a_lane_that_died_before_looking_at_its_open_item_looks_when_run_again(
     assert len(world.kcp.requests) == 1
 
 
-def test_the_follow_up_hears_each_outcome_of_a_cancellation_and_nothing_else() -> None:
-    """The stream mapping's filter, applied to event items as the ledger writes them."""
+def test_the_follow_up_hears_each_outcome_of_a_batch_item_and_nothing_else(world: World) -> None:
+    """The stream mapping's filter, applied to event items as the ledger writes them: the
+    outcomes of a batch's items (which carry their batch), not those of a lone cancellation."""
     from cancelflow.adapters.dynamodb.table import event_item, marshal
     from cancelflow.kernel.events import Event
     from local.event_sources import matches
@@ -352,12 +353,21 @@ def test_the_follow_up_hears_each_outcome_of_a_cancellation_and_nothing_else() -
 
     [mapping] = [m for m in Template().event_source_mappings() if "FollowUp" in m["function"]]
 
-    def heard(kind: str) -> bool:
-        item = event_item(Event(kind, SHOP, "cnl_1", NOW, "cause", {"status": "X"}))
-        record = {"eventName": "INSERT", "dynamodb": {"NewImage": marshal(item)}}
+    def heard(event: Event) -> bool:
+        record = {"eventName": "INSERT", "dynamodb": {"NewImage": marshal(event_item(event))}}
         return any(matches(f, record) for f in mapping["filters"])
 
+    batch_id = world.accept(items(TNOS[0]))
+    world.lane(batch_id)
+    [recorded] = world.store.events.values()  # the item's cancellation.succeeded
+    assert recorded.data["batch_id"] == batch_id and heard(recorded)
+
+    def of_kind(kind: str, data: dict) -> Event:
+        return Event(kind, SHOP, "cnl_1", NOW, "cause", {"status": "X"} | data)
+
+    in_batch = {"batch_id": batch_id}
     outcomes = ("succeeded", "rejected", "failed", "corrected")
-    assert all(heard(f"cancellation.{o}") for o in outcomes)
-    assert not heard("cancellation.needs_review")  # an open item stays open under review
-    assert not heard("payment.cancelled_externally") and not heard("subscription.charged")
+    assert all(heard(of_kind(f"cancellation.{o}", in_batch)) for o in outcomes)
+    assert not any(heard(of_kind(f"cancellation.{o}", {})) for o in outcomes)  # asked alone
+    assert not heard(of_kind("cancellation.needs_review", in_batch))  # stays open under review
+    assert not heard(of_kind("payment.cancelled_externally", {}))

@@ -427,7 +427,11 @@ def cancel_item(
     shop_id, clock, store = deps.shop.shop_id, deps.clock, deps.store
     ask = item.request
     request = cancellations.CancelRequest(
-        reason_code=ask.reason_code, reason=ask.reason, amount=ask.amount, requested_by="SHOP"
+        reason_code=ask.reason_code,
+        reason=ask.reason,
+        amount=ask.amount,
+        requested_by="SHOP",
+        batch_id=batch_id,
     )
     try:
         cancellation, _ = cancellations.request_cancellation(

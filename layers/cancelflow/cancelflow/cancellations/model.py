@@ -159,6 +159,7 @@ class Cancellation:
     # eligibility.split_tax_free), and the tax-free part of the decided amount.
     requested_tax_free_amount: int | None = None
     tax_free_amount: int = 0
+    batch_id: str = ""  # the cancellation batch it is an item of ("": asked for alone)
 
     @property
     def taxable_amount(self) -> int:
@@ -250,6 +251,12 @@ def events_of(cancellation: Cancellation, outcome: Cancellation) -> tuple[Event,
         resource=outcome.cancellation_id,
         occurred_at=outcome.updated_at,
         cause=cause,
-        data=data | {"tno": outcome.tno},
+        data=data | {"tno": outcome.tno} | _batch_of(outcome),
     )
     return (event,)
+
+
+def _batch_of(cancellation: Cancellation) -> dict[str, str]:
+    """An item of a batch says so in its events: the batch follows the outcomes it did not
+    reach itself (the stream's filter lets only these through)."""
+    return {"batch_id": cancellation.batch_id} if cancellation.batch_id else {}

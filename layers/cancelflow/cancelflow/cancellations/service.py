@@ -77,6 +77,7 @@ class CancelRequest:
     requested_by: str = "CUSTOMER"  # or SHOP
     removed_items: tuple[int, ...] = ()
     tax_free_amount: int | None = None  # mixed taxation; None: eligibility.split_tax_free
+    batch_id: str = ""  # asked as an item of this batch (its key names the item)
 
     def ask(self) -> CancelAsk:
         return _ask(
@@ -200,6 +201,7 @@ def request_cancellation(
         requested_by=request.requested_by,
         removed_items=request.removed_items,
         requested_tax_free_amount=request.tax_free_amount,
+        batch_id=request.batch_id,
     )
     try:
         store.create_cancellation(cancellation, idempotency_key, fingerprint, now + IDEMPOTENCY_TTL)

@@ -323,6 +323,7 @@ CANCELLATION_EXAMPLE: dict[str, Any] = {
     "reason": "불량",
     "reasons": [],
     "requested_by": "CUSTOMER",
+    "batch_id": None,
     "removed_items": [],
     "decision": {
         "policy_version": 1,
@@ -403,6 +404,9 @@ class CancellationSummary(Answer):
     reasons: list[Reason] = Field(description="Why it was rejected or failed")
     requested_by: str = Field(
         description="CUSTOMER or SHOP; KCP for a cancel made at KCP (its merchant admin)"
+    )
+    batch_id: str | None = Field(
+        default=None, description="The cancellation batch it is an item of (null: asked alone)"
     )
     removed_items: list[int]
     decision: Decision

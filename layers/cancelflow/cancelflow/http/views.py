@@ -126,6 +126,7 @@ def _cancellation_fields(cancellation: Cancellation, execution_id: str, lang: st
         "reason": c.reason,
         "reasons": [explain(code, lang) for code in c.reasons],
         "requested_by": c.requested_by,
+        "batch_id": c.batch_id or None,
         "removed_items": list(c.removed_items),
         "decision": {
             "policy_version": c.policy_version,

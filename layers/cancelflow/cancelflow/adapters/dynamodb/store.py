@@ -1002,6 +1002,7 @@ def _cancellation_item(c: Cancellation) -> dict[str, Any]:
             "review": _review_doc(c.review) if c.review else None,
             "requested_tax_free_amount": c.requested_tax_free_amount,
             "tax_free_amount": c.tax_free_amount or None,
+            "batch_id": c.batch_id or None,
         }
     )
 
@@ -1037,6 +1038,7 @@ def _cancellation_from(i: dict[str, Any], attempts: tuple[Attempt, ...]) -> Canc
         review=_review_from(i.get("review")),
         requested_tax_free_amount=i.get("requested_tax_free_amount"),
         tax_free_amount=i.get("tax_free_amount", 0),
+        batch_id=i.get("batch_id") or "",
     )
 
 
