@@ -24,11 +24,17 @@ holds the request, ten times larger, while it validates and writes it. Then the 
 the validated models before writing, and the store built each transaction's rows as it wrote
 them (not all 10,000 first): BatchesApi 75.1 vs 80.1 MiB (accepting alone, the same stack).
 
-With BatchFollowUp added (every cancellation outcome event invokes it on the local stack), the
-same run measured 1,000 at 4.40 (0.88) and 10,000 at 4.35 (0.87), 17.2 reads per item, 0
-doubles, max 5 in a second; BatchesApi 74.8 vs 80.3 MiB, the rest flat. The machine was slower
-then: a 1,000-item run without the follow-up's mapping gave 0.86 (0.95 earlier), with it 0.81.
-Not settled: below the 0.9 goal on the final code; see issue 16's note.
+With BatchFollowUp added (every cancellation outcome event invoked it), the same run measured
+1,000 at 4.40 (0.88) and 10,000 at 4.35 (0.87). A profile of the stack's main process found
+why: 62% of its interpreter lock went to the two stream pollers' GetRecords (moto serialising
+each record's image, per mapping, ten times a second). With the pollers reading moto's shard in
+memory, four polls a second, about 4 x TPS lanes (one tick in nine had been lost to a lane still
+busy) and only batch items' events reaching the follow-up, the final code measured: 1,000 at
+4.75 (0.95, the pacing's HEADROOM ceiling), 10,000 at 4.72 (**0.94**) in 2,134 s; never more than
+5 calls in a second, 0 doubles, 0 left uncancelled, 17.2-17.3 reads per item; peak memory (MiB,
+1,000 vs 10,000) BatchLane 86.5 vs 87.3, BatchFollowUp 51.3 vs 51.4, BatchRun 49.4 vs 49.4,
+WebhookFanOut 58.9 vs 59.1, Authorizer 50.3 vs 50.4, BatchesApi 75.0 vs 80.0 (it holds the
+request).
 """
 
 from __future__ import annotations
